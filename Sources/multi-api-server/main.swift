@@ -1,0 +1,1 @@
+print("multi-api-server: not yet")

@@ -1,0 +1,1 @@
+print("test worker: not yet")

@@ -1,0 +1,4 @@
+import Testing
+import Engine
+
+@Test func engineBuilds() {}

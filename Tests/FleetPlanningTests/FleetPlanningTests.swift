@@ -1,0 +1,4 @@
+import Testing
+import FleetPlanning
+
+@Test func fleetplanningBuilds() {}

@@ -1,0 +1,4 @@
+import Testing
+import GGUF
+
+@Test func ggufBuilds() {}

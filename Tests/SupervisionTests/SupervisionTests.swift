@@ -1,0 +1,4 @@
+import Testing
+import Supervision
+
+@Test func supervisionBuilds() {}

