@@ -1,0 +1,344 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import FleetPlanning
+import Foundation
+import Logging
+import Synchronization
+
+/// Runs a FleetPlan: spawns one worker per rank, probes their health, restarts only the
+/// rank that failed (same RankPlan: same ports and devices), reports to systemd, and stops
+/// the fleet on request. All rank state lives in this actor; blocking work (fork, waitpid,
+/// log copying, HTTP probes) happens on threads of its own and reports back here.
+public actor Supervisor {
+    public let plan: FleetPlan
+    private var ranks: [RankRuntime]
+    private let logger: Logger
+    private let notifier = SystemdNotifier()
+    private let prober = HealthProber()
+    let metrics: SupervisorMetrics
+    private let clock = ContinuousClock()
+    private let workerEnvironment: [RankPlan.ID: [String: String]]
+
+    private var announcedReady = false
+    private var stopRequested = false
+    private var lastStatusLine = ""
+    private var lastWatchdog: ContinuousClock.Instant?
+    private var lastExtend: ContinuousClock.Instant?
+
+    /// How often the loop runs (restarts due, probes due, systemd messages).
+    private let tick = Duration.milliseconds(25)
+    /// How often a starting rank is probed, so readiness is seen quickly.
+    private var startupProbeInterval: Duration { min(plan.health.interval, .milliseconds(50)) }
+
+    public init(plan: FleetPlan, logger: Logger) throws(SupervisorError) {
+        self.plan = plan
+        self.logger = logger
+        metrics = SupervisorMetrics(rankCount: plan.ranks.count)
+        let now = ContinuousClock.now
+        var runtimes: [RankRuntime] = []
+        for rank in plan.ranks {
+            let log = try RankLog(directory: rank.logDirectory, maxBytes: plan.logMaxBytes, backups: plan.logBackups)
+            runtimes.append(RankRuntime(plan: rank, log: log, policy: RestartPolicy(settings: plan.restart),
+                                        startedAt: now, nextProbeAt: now))
+        }
+        ranks = runtimes
+        let inherited = ProcessInfo.processInfo.environment
+        var environments: [RankPlan.ID: [String: String]] = [:]
+        for rank in plan.ranks {
+            environments[rank.rank] = WorkerProcess.environment(for: rank, inherited: inherited)
+        }
+        workerEnvironment = environments
+    }
+
+    // MARK: Start and run
+
+    /// Spawns every rank. If one cannot be spawned, the ones already started are stopped
+    /// and the error is thrown: a fleet is never left half-started.
+    public func start() async throws(SupervisorError) {
+        Self.installReaper(for: self)
+        for index in ranks.indices {
+            do {
+                try launch(index)
+            } catch {
+                logger.error("\(error.description)")
+                _ = await stopAll()
+                throw error
+            }
+        }
+        publishStatus()
+    }
+
+    /// Runs the supervision loop until `requestStop()`, then stops every rank (SIGTERM, wait
+    /// the shutdown timeout, SIGKILL). Returns true when every rank exited within the timeout.
+    public func run() async -> Bool {
+        while !stopRequested && !Task.isCancelled {
+            step()
+            try? await Task.sleep(for: tick)
+        }
+        return await stopAll()
+    }
+
+    /// Asks the loop to stop the fleet (from the SIGTERM/SIGINT handler).
+    public func requestStop() {
+        guard !stopRequested else { return }
+        stopRequested = true
+        notifier.stopping()
+        notifier.status("stopping \(ranks.count) ranks")
+        logger.info("stopping: SIGTERM to every rank, shutdown timeout \(seconds(plan.shutdownTimeout))")
+    }
+
+    public func statuses() -> [RankStatus] {
+        let now = clock.now
+        return ranks.map { $0.status(now: now) }
+    }
+
+    public func metricsText() -> String { metrics.text() }
+
+    // MARK: The loop
+
+    private func step() {
+        let now = clock.now
+        for index in ranks.indices where ranks[index].phase == .backingOff {
+            if let at = ranks[index].restartAt, at <= now { relaunch(index) }
+        }
+        startProbes(now: now)
+        for index in ranks.indices where ranks[index].phase == .ready && ranks[index].policy.consecutiveDeaths > 0 {
+            if let since = ranks[index].readySince, now - since >= plan.restart.stablePeriod {
+                ranks[index].policy.resetBackoff()
+                ranks[index].log.note("stable for \(seconds(plan.restart.stablePeriod)): backoff reset")
+            }
+        }
+        if !announcedReady && ranks.allSatisfy({ $0.phase == .ready }) {
+            announcedReady = true
+            notifier.ready()
+            logger.info("all \(ranks.count) ranks ready")
+        }
+        if !announcedReady, ranks.contains(where: { $0.phase == .starting || $0.phase == .backingOff }),
+           lastExtend.map({ now - $0 >= .seconds(1) }) ?? true {
+            // Keep systemd's start timeout from firing while ranks are still loading.
+            notifier.extendTimeout(plan.health.startupGrace + .seconds(5))
+            lastExtend = now
+        }
+        if let interval = notifier.watchdogInterval, lastWatchdog.map({ now - $0 >= interval }) ?? true {
+            notifier.watchdog()
+            lastWatchdog = now
+        }
+        publishStatus()
+    }
+
+    private func startProbes(now: ContinuousClock.Instant) {
+        var targets: [(rank: Int, port: Int)] = []
+        var incarnations: [Int: Int] = [:]
+        for index in ranks.indices {
+            let rank = ranks[index]
+            guard rank.phase == .starting || rank.phase == .ready, !rank.probeInFlight, rank.nextProbeAt <= now else { continue }
+            ranks[index].probeInFlight = true
+            targets.append((index, rank.plan.ports.api))
+            incarnations[index] = rank.incarnation
+        }
+        guard !targets.isEmpty else { return }
+        let prober = prober
+        let timeout = plan.health.timeout
+        Task {
+            let results = await prober.probe(targets, timeout: timeout)
+            self.apply(results, incarnations: incarnations)
+        }
+    }
+
+    private func apply(_ results: [ProbeResult], incarnations: [Int: Int]) {
+        let now = clock.now
+        for result in results {
+            let index = result.rank
+            guard ranks[index].incarnation == incarnations[index] else { continue }
+            ranks[index].probeInFlight = false
+            guard ranks[index].phase == .starting || ranks[index].phase == .ready else { continue }
+            metrics.recordProbe(result.latency)
+            if result.healthy {
+                ranks[index].failedProbes = 0
+                if ranks[index].phase == .starting {
+                    ranks[index].phase = .ready
+                    ranks[index].readySince = now
+                    ranks[index].detail = nil
+                    let took = seconds(now - ranks[index].startedAt)
+                    ranks[index].log.note("ready after \(took)")
+                    logger.info("rank \(index) ready (pid \(ranks[index].pid ?? 0), \(took) after start)")
+                }
+                ranks[index].nextProbeAt = now + plan.health.interval
+                continue
+            }
+            ranks[index].detail = "health check failed: \(result.problem)"
+            let inGrace = ranks[index].phase == .starting && now - ranks[index].startedAt < plan.health.startupGrace
+            if inGrace {
+                ranks[index].nextProbeAt = now + startupProbeInterval
+                continue
+            }
+            ranks[index].failedProbes += 1
+            ranks[index].nextProbeAt = now + plan.health.interval
+            if ranks[index].failedProbes >= plan.health.failureThreshold {
+                killUnhealthy(index, reason: "\(ranks[index].failedProbes) failed health checks, last: \(result.problem)")
+            }
+        }
+        updateMetrics()
+    }
+
+    private func killUnhealthy(_ index: Int, reason: String) {
+        guard let pid = ranks[index].pid else { return }
+        ranks[index].phase = .unhealthy
+        ranks[index].readySince = nil
+        ranks[index].killReason = reason
+        ranks[index].log.note("killing pid \(pid): \(reason)")
+        logger.warning("rank \(index): killing pid \(pid): \(reason)")
+        WorkerProcess.signalGroup(pid, SIGKILL)
+    }
+
+    // MARK: Spawning and exits
+
+    private func launch(_ index: Int) throws(SupervisorError) {
+        let plan = ranks[index].plan
+        let (pid, output) = try WorkerProcess.spawn(binary: self.plan.workerBinary, rank: plan,
+                                                    environment: workerEnvironment[plan.rank] ?? [:])
+        LogPump.start(readingFrom: output, into: ranks[index].log)
+        let now = clock.now
+        ranks[index].pid = pid
+        ranks[index].incarnation += 1
+        ranks[index].phase = .starting
+        ranks[index].startedAt = now
+        ranks[index].readySince = nil
+        ranks[index].restartAt = nil
+        ranks[index].failedProbes = 0
+        ranks[index].probeInFlight = false
+        ranks[index].nextProbeAt = now
+        ranks[index].killReason = nil
+        ranks[index].log.note("started pid \(pid): \(self.plan.workerBinary) \(plan.arguments.joined(separator: " "))")
+        logger.info("rank \(index) started, pid \(pid), api port \(plan.ports.api)")
+    }
+
+    private func relaunch(_ index: Int) {
+        ranks[index].restarts += 1
+        metrics.countRestart(rank: index)
+        do {
+            try launch(index)
+        } catch {
+            ranks[index].log.note(error.description)
+            logger.error("\(error.description)")
+            died(index, exitStatus: nil, description: error.description)
+        }
+    }
+
+    private static let reaperInstalled = Mutex(false)
+
+    private static func installReaper(for supervisor: Supervisor) {
+        let first = reaperInstalled.withLock { installed in
+            defer { installed = true }
+            return !installed
+        }
+        guard first else { return }
+        ChildReaper.start { [weak supervisor] pid, status in
+            guard let supervisor else { return }
+            Task { await supervisor.childExited(pid: pid, status: status) }
+        }
+    }
+
+    private func childExited(pid: Int32, status: Int32) {
+        guard let index = ranks.firstIndex(where: { $0.pid == pid }) else { return }
+        ranks[index].pid = nil
+        ranks[index].probeInFlight = false
+        var description = WorkerProcess.describe(status: status)
+        if let reason = ranks[index].killReason { description += " (killed by the supervisor: \(reason))" }
+        ranks[index].lastExit = description
+        ranks[index].log.note("pid \(pid) ended: \(description)")
+        if stopRequested || ranks[index].phase == .stopping {
+            ranks[index].phase = .stopped
+            return
+        }
+        logger.warning("rank \(index): pid \(pid) ended: \(description)")
+        let exitStatus: Int? = description.hasPrefix("exit status") ? Int(WorkerProcess.exitStatus(status)) : nil
+        died(index, exitStatus: exitStatus, description: description)
+        publishStatus()
+    }
+
+    private func died(_ index: Int, exitStatus: Int?, description: String) {
+        let now = clock.now
+        ranks[index].readySince = nil
+        switch ranks[index].policy.recordDeath(at: now, exitStatus: exitStatus) {
+        case .restart(let delay):
+            ranks[index].phase = .backingOff
+            ranks[index].restartAt = now + delay
+            ranks[index].log.note("restarting in \(seconds(delay))")
+        case .markFailed(let reason):
+            ranks[index].phase = .failed
+            ranks[index].detail = reason
+            ranks[index].log.note("rank marked failed: \(reason)")
+            logger.error("rank \(index) marked failed: \(reason); the other ranks keep serving")
+        }
+        updateMetrics()
+    }
+
+    // MARK: Stopping
+
+    private func stopAll() async -> Bool {
+        stopRequested = true
+        for index in ranks.indices {
+            if let pid = ranks[index].pid {
+                ranks[index].phase = .stopping
+                WorkerProcess.signalGroup(pid, SIGTERM)
+                WorkerProcess.signalGroup(pid, SIGCONT) // A stopped worker must run to handle SIGTERM.
+            } else {
+                ranks[index].phase = ranks[index].phase == .failed ? .failed : .stopped
+            }
+        }
+        let deadline = clock.now + plan.shutdownTimeout
+        while ranks.contains(where: { $0.pid != nil }) && clock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        let stragglers = ranks.filter { $0.pid != nil }
+        for rank in stragglers {
+            logger.warning("rank \(rank.plan.rank): still running after \(seconds(plan.shutdownTimeout)): SIGKILL")
+            WorkerProcess.signalGroup(rank.pid!, SIGKILL)
+        }
+        let killDeadline = clock.now + .seconds(5)
+        while ranks.contains(where: { $0.pid != nil }) && clock.now < killDeadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        updateMetrics()
+        logger.info("all ranks stopped")
+        return stragglers.isEmpty
+    }
+
+    // MARK: Reporting
+
+    private func updateMetrics() {
+        metrics.setUp(ranks.map { $0.phase == .ready })
+    }
+
+    /// "3/4 ranks ready; rank 2 backing off 8s; rank 3 failed: crash loop: …"
+    func statusLine(now: ContinuousClock.Instant) -> String {
+        var parts = ["\(ranks.filter { $0.phase == .ready }.count)/\(ranks.count) ranks ready"]
+        for rank in ranks {
+            switch rank.phase {
+            case .ready, .stopped, .stopping: continue
+            case .starting: parts.append("rank \(rank.plan.rank) starting")
+            case .unhealthy: parts.append("rank \(rank.plan.rank) unhealthy, restarting")
+            case .backingOff:
+                let left = max(.zero, (rank.restartAt ?? now) - now)
+                parts.append("rank \(rank.plan.rank) backing off \(Int((Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18).rounded(.up)))s")
+            case .failed: parts.append("rank \(rank.plan.rank) failed: \(rank.detail ?? "")")
+            }
+        }
+        return parts.joined(separator: "; ")
+    }
+
+    private func publishStatus() {
+        guard !stopRequested else { return }
+        let line = statusLine(now: clock.now)
+        if line != lastStatusLine {
+            lastStatusLine = line
+            notifier.status(line)
+        }
+    }
+}
+
+extension RankPlan {
+    typealias ID = Int
+}
