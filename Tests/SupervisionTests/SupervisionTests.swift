@@ -1,4 +1,0 @@
-import Testing
-import Supervision
-
-@Test func supervisionBuilds() {}
