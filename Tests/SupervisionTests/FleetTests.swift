@@ -1,0 +1,213 @@
+import Foundation
+import Glibc
+import Synchronization
+import Testing
+
+/// Integration tests: the built multi-api-server supervising real tandem-test-worker
+/// processes over real sockets. Timeouts are generous: the test machine is loaded.
+@Suite(.serialized) struct FleetTests {
+    /// Fast health and restart settings so faults are seen in seconds.
+    static let quick = [
+        "--health-interval", "0.2", "--health-timeout", "0.5", "--health-failures", "3", "--startup-grace", "10",
+        "--restart-backoff", "0.1", "--restart-backoff-max", "2", "--shutdown-timeout", "5",
+    ]
+
+    static func fleet(ranks: Int, _ extra: [String] = [], workerArgs: [String] = [], environment: [String: String] = [:]) throws -> Fleet {
+        try Fleet(arguments: ["--num-servers", "\(ranks)"] + quick + extra + (workerArgs.isEmpty ? [] : ["--args"] + workerArgs),
+                  environment: environment)
+    }
+
+    @Test func killedRankAloneRestartsOnItsOwnPortsWhileOthersServe() throws {
+        let fleet = try Self.fleet(ranks: 2)
+        defer { fleet.terminate() }
+        #expect(fleet.waitAllReady(count: 2), "\(fleet.output)")
+        let before = fleet.ranks()
+        let port0 = try #require(fleet.apiPort(ofRank: 0))
+        let pid0 = try #require(fleet.pid(ofRank: 0))
+        let pid1 = try #require(fleet.pid(ofRank: 1))
+
+        // Rank 0 must answer throughout rank 1's death and restart.
+        let failures = Mutex(0)
+        let watching = Mutex(true)
+        let watcher = Thread {
+            while watching.withLock({ $0 }) {
+                if httpGet(port: port0, path: "/health", timeout: 2)?.status != 200 { failures.withLock { $0 += 1 } }
+                usleep(50_000)
+            }
+        }
+        watcher.start()
+        kill(pid_t(pid1), SIGKILL)
+        let restarted = eventually(timeout: 30) {
+            guard let rank = fleet.rank(1), let pid = rank["pid"] as? Int else { return false }
+            return pid != pid1 && rank["state"] as? String == "ready"
+        }
+        watching.withLock { $0 = false }
+        #expect(restarted, "\(fleet.output)")
+        let after = fleet.ranks()
+        #expect(fleet.pid(ofRank: 0) == pid0)
+        #expect(fleet.rank(0)?["restarts"] as? Int == 0)
+        #expect(fleet.rank(1)?["restarts"] as? Int == 1)
+        #expect(fleet.rank(1)?["lastExit"] as? String == "signal 9 (SIGKILL)")
+        for index in 0..<2 {
+            #expect(NSDictionary(dictionary: after[index]["ports"] as? [String: Any] ?? [:])
+                == NSDictionary(dictionary: before[index]["ports"] as? [String: Any] ?? [:]))
+        }
+        #expect(failures.withLock { $0 } == 0)
+        #expect(fleet.health()?.status == 200)
+    }
+
+    @Test func killingTheSupervisorTakesEveryWorkerWithIt() throws {
+        let fleet = try Self.fleet(ranks: 2)
+        defer { fleet.terminate() }
+        #expect(fleet.waitAllReady(count: 2), "\(fleet.output)")
+        #expect(fleetProcesses(tag: fleet.tag).count == 3)
+        kill(pid_t(fleet.pid), SIGKILL)
+        let start = Date()
+        let gone = eventually(timeout: 2) { fleetProcesses(tag: fleet.tag).isEmpty }
+        #expect(gone, "still alive after \(Date().timeIntervalSince(start))s: \(fleetProcesses(tag: fleet.tag))")
+    }
+
+    @Test func stoppedRankIsDetectedKilledAndReplaced() throws {
+        let fleet = try Self.fleet(ranks: 2)
+        defer { fleet.terminate() }
+        #expect(fleet.waitAllReady(count: 2), "\(fleet.output)")
+        let pid1 = try #require(fleet.pid(ofRank: 1))
+        kill(pid_t(pid1), SIGSTOP)
+        let replaced = eventually(timeout: 30) {
+            guard let rank = fleet.rank(1), let pid = rank["pid"] as? Int else { return false }
+            return pid != pid1 && rank["state"] as? String == "ready"
+        }
+        #expect(replaced, "\(fleet.output)")
+        let lastExit = fleet.rank(1)?["lastExit"] as? String ?? ""
+        #expect(lastExit.hasPrefix("signal 9 (SIGKILL) (killed by the supervisor: 3 failed health checks"), "\(lastExit)")
+        #expect(!processExists(pid1))
+    }
+
+    @Test func crashLoopBacksOffThenMarksTheRankFailedAndTheRestServes() throws {
+        let fleet = try Self.fleet(ranks: 2, ["--crash-loop-deaths", "4", "--crash-loop-window", "120"],
+                                   workerArgs: ["--crash-after", "0.3", "--fault-rank", "1"])
+        defer { fleet.terminate() }
+        let failed = eventually(timeout: 60) { fleet.state(1) == "failed" }
+        #expect(failed, "\(fleet.output)")
+        #expect(fleet.rank(1)?["detail"] as? String == "crash loop: 4 deaths within 120s")
+        #expect(fleet.rank(1)?["restarts"] as? Int == 3)
+        // Backoff grows: the delays the supervisor wrote into rank 1's log.
+        let log = (try? String(contentsOfFile: fleet.logDirectory + "/log_1/worker.log", encoding: .utf8)) ?? ""
+        let delays = log.split(separator: "\n").compactMap { line -> Double? in
+            guard let range = line.range(of: "restarting in ") else { return nil }
+            return Double(line[range.upperBound...].dropLast())
+        }
+        #expect(delays.count == 3, "\(log)")
+        #expect(zip(delays, delays.dropFirst()).allSatisfy { $0 < $1 }, "\(delays)")
+        // The supervisor stays up and rank 0 keeps serving.
+        #expect(fleet.process.isRunning)
+        #expect(fleet.state(0) == "ready")
+        let port0 = try #require(fleet.apiPort(ofRank: 0))
+        #expect(httpGet(port: port0, path: "/health")?.status == 200)
+        let health = fleet.health()
+        #expect(health?.status == 503)
+        #expect(health?.body.contains("\"state\":\"failed\"") == true)
+    }
+
+    @Test func exitStatus78IsNotRestarted() throws {
+        let fleet = try Self.fleet(ranks: 2, workerArgs: ["--exit-code", "78", "--fault-rank", "1"])
+        defer { fleet.terminate() }
+        #expect(eventually(timeout: 30) { fleet.state(1) == "failed" && fleet.state(0) == "ready" }, "\(fleet.output)")
+        #expect(fleet.rank(1)?["detail"] as? String == "exit status 78 (bad configuration): not restarted")
+        #expect(fleet.rank(1)?["lastExit"] as? String == "exit status 78")
+        usleep(2_000_000)
+        #expect(fleet.rank(1)?["restarts"] as? Int == 0)
+        #expect(fleet.state(1) == "failed")
+        #expect(fleet.process.isRunning)
+    }
+
+    @Test func portAlreadyTakenIsAClearErrorAndNothingStarts() throws {
+        let ports = (freePort(), freePort())
+        let holder = try #require(PortHolder(port: ports.1))
+        defer { _ = holder }
+        let fleet = try Self.fleet(ranks: 2, ["--ports", "\(ports.0),\(ports.1)"])
+        defer { fleet.terminate() }
+        #expect(fleet.waitForExit(timeout: 30) == 78)
+        #expect(fleet.output.contains("rank 1") && fleet.output.contains("api") && fleet.output.contains("\(ports.1)"), "\(fleet.output)")
+        #expect(fleetProcesses(tag: fleet.tag).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: fleet.logDirectory + "/log_0/worker.log"))
+    }
+
+    @Test func systemdNotificationsAndCleanChildEnvironment() throws {
+        let notify = NotifySocket()
+        let fleet = try Self.fleet(ranks: 2, environment: [
+            "NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000", "LISTEN_FDS": "0",
+        ])
+        defer { fleet.terminate() }
+        #expect(fleet.waitAllReady(count: 2), "\(fleet.output)")
+        #expect(eventually(timeout: 10) { notify.messages().contains("READY=1") })
+        #expect(eventually(timeout: 10) { notify.messages().filter { $0 == "WATCHDOG=1" }.count >= 3 })
+        let messages = notify.messages()
+        #expect(messages.contains("STATUS=2/2 ranks ready"), "\(messages)")
+        #expect(messages.contains { $0.hasPrefix("STATUS=0/2 ranks ready; rank 0 starting") }, "\(messages)")
+        #expect(messages.contains { $0.hasPrefix("EXTEND_TIMEOUT_USEC=") }, "\(messages)")
+
+        let pid0 = try #require(fleet.pid(ofRank: 0))
+        let environ = FileManager.default.contents(atPath: "/proc/\(pid0)/environ").map {
+            $0.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        } ?? []
+        #expect(!environ.isEmpty)
+        #expect(!environ.contains { $0.hasPrefix("NOTIFY_SOCKET=") || $0.hasPrefix("WATCHDOG_") || $0.hasPrefix("LISTEN_") }, "\(environ)")
+        #expect(environ.contains("TANDEM_RANK=0"))
+
+        kill(pid_t(fleet.pid), SIGTERM)
+        #expect(fleet.waitForExit(timeout: 20) == 0)
+        #expect(notify.messages().contains("STOPPING=1"))
+    }
+
+    @Test func ranksArePinnedToTheirCPUAndBoundToNode0() throws {
+        let fleet = try Self.fleet(ranks: 2, ["--numa-bind", "0"])
+        defer { fleet.terminate() }
+        #expect(fleet.waitAllReady(count: 2), "\(fleet.output)")
+        for index in 0..<2 {
+            let pid = try #require(fleet.pid(ofRank: index))
+            let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+            #expect(status.contains("Cpus_allowed_list:\t\(index)\n"), "\(status)")
+            #expect(status.contains("Mems_allowed_list:\t0\n"))
+            // The memory policy itself (Mems_allowed_list is the cpuset's): MPOL_BIND to node 0.
+            let maps = try String(contentsOfFile: "/proc/\(pid)/numa_maps", encoding: .utf8)
+            #expect(maps.contains(" bind:0 "), "\(maps.prefix(300))")
+        }
+    }
+
+    @Test func gracefulStopEndsEveryRankWithinTheTimeout() throws {
+        let fleet = try Self.fleet(ranks: 2)
+        defer { fleet.terminate() }
+        #expect(fleet.waitAllReady(count: 2), "\(fleet.output)")
+        let pids = (0..<2).compactMap { fleet.pid(ofRank: $0) }
+        // A stopped (SIGSTOP) rank must still be stopped cleanly.
+        kill(pid_t(pids[1]), SIGSTOP)
+        let start = Date()
+        kill(pid_t(fleet.pid), SIGTERM)
+        #expect(fleet.waitForExit(timeout: 20) == 0, "\(fleet.output)")
+        #expect(Date().timeIntervalSince(start) < 5)
+        #expect(pids.allSatisfy { !processExists($0) })
+        #expect(fleetProcesses(tag: fleet.tag).isEmpty)
+    }
+
+    @Test func logFloodRotatesWithinTheCapAndTheSupervisorKeepsAnswering() throws {
+        let cap = 1 << 20
+        let fleet = try Self.fleet(ranks: 2, ["--log-max-bytes", "\(cap)", "--log-backups", "2"],
+                                   workerArgs: ["--flood-log", "--fault-rank", "1"])
+        defer { fleet.terminate() }
+        #expect(fleet.waitAllReady(count: 2), "\(fleet.output)")
+        let directory = fleet.logDirectory + "/log_1"
+        #expect(eventually(timeout: 30) { FileManager.default.fileExists(atPath: directory + "/worker.log.2") })
+        for _ in 0..<20 {
+            let start = Date()
+            #expect(fleet.health()?.status == 200)
+            #expect(Date().timeIntervalSince(start) < 2)
+            usleep(100_000)
+        }
+        for name in ["worker.log", "worker.log.1", "worker.log.2"] {
+            let size = (try? FileManager.default.attributesOfItem(atPath: directory + "/" + name)[.size] as? Int) ?? nil
+            #expect(size != nil && size! <= cap, "\(name): \(String(describing: size))")
+        }
+        #expect(!FileManager.default.fileExists(atPath: directory + "/worker.log.3"))
+    }
+}
