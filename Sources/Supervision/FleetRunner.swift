@@ -7,8 +7,9 @@ import ServiceLifecycle
 /// one ServiceGroup. On the signal the supervisor stops first (STOPPING=1, SIGTERM to every
 /// rank, SIGKILL after the shutdown timeout), then the control endpoint.
 public enum FleetRunner {
-    /// Returns the process exit status: 0 after a clean stop, 1 when the fleet could not be
-    /// started or the control endpoint failed.
+    /// Returns the process exit status: 0 after a clean stop; 78 (EX_CONFIG) when a worker
+    /// could not be started as configured (nothing is left running); 1 when the control
+    /// endpoint failed.
     public static func run(plan: FleetPlan, controlHost: String = "127.0.0.1", logger: Logger) async -> Int32 {
         let supervisor: Supervisor
         do {
@@ -25,6 +26,9 @@ public enum FleetRunner {
         do {
             try await group.run()
             return 0
+        } catch let error as SupervisorError {
+            logger.error("multi-api-server: \(error.description)")
+            return 78
         } catch {
             logger.error("multi-api-server stopped: \(error)")
             return 1

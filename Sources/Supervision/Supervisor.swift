@@ -61,7 +61,6 @@ public actor Supervisor {
             do {
                 try launch(index)
             } catch {
-                logger.error("\(error.description)")
                 _ = await stopAll()
                 throw error
             }
@@ -76,7 +75,9 @@ public actor Supervisor {
             step()
             try? await Task.sleep(for: tick)
         }
-        return await stopAll()
+        // A fresh task: the stop sequence must wait out the timeout even when this task was
+        // cancelled (a cancelled Task.sleep would return at once).
+        return await Task { await self.stopAll() }.value
     }
 
     /// Asks the loop to stop the fleet (from the SIGTERM/SIGINT handler).

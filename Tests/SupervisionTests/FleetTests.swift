@@ -133,6 +133,18 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: fleet.logDirectory + "/log_0/worker.log"))
     }
 
+    @Test func workerThatCannotBeExecutedIsAClearErrorAndNothingKeepsRunning() throws {
+        let path = NSTemporaryDirectory() + "tandem-not-executable-\(UUID().uuidString.prefix(8))"
+        FileManager.default.createFile(atPath: path, contents: Data("not a program".utf8),
+                                       attributes: [.posixPermissions: 0o644])
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let fleet = try Fleet(arguments: ["--num-servers", "2"] + Self.quick, workerBinary: path)
+        defer { fleet.terminate() }
+        #expect(fleet.waitForExit(timeout: 30) == 78)
+        #expect(fleet.output.contains(path) && fleet.output.contains("ermission denied"), "\(fleet.output)")
+        #expect(fleetProcesses(tag: fleet.tag).isEmpty)
+    }
+
     @Test func systemdNotificationsAndCleanChildEnvironment() throws {
         let notify = NotifySocket()
         let fleet = try Self.fleet(ranks: 2, environment: [

@@ -161,14 +161,15 @@ final class Fleet {
     let logDirectory: String
     private let stderrPath: String
 
-    init(arguments: [String], controlPort: Int = freePort(), environment extra: [String: String] = [:]) throws {
+    init(arguments: [String], controlPort: Int = freePort(), workerBinary: String = Binaries.worker,
+         environment extra: [String: String] = [:]) throws {
         self.controlPort = controlPort
         logDirectory = NSTemporaryDirectory() + "tandem-fleet-\(tag.prefix(8))"
         stderrPath = logDirectory + ".stderr"
         FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: Binaries.supervisor)
         process.arguments = ["--control-port", "\(controlPort)", "--log-dir", logDirectory,
-                             "--worker-binary", Binaries.worker] + arguments
+                             "--worker-binary", workerBinary] + arguments
         var environment = ProcessInfo.processInfo.environment
         environment["TANDEM_TEST_FLEET"] = tag
         environment.removeValue(forKey: "NOTIFY_SOCKET")
