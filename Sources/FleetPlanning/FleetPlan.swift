@@ -119,10 +119,12 @@ public struct FleetPlan: Sendable, Equatable, Codable {
     public var health: HealthSettings
     public var restart: RestartSettings
     public var shutdownTimeout: Duration
+    /// The IPv4 address the ports were checked on and health probes go to (`--host`).
+    public var host: String
 
     public init(workerBinary: String, ranks: [RankPlan], controlPort: Int, logDirectory: String,
                 logMaxBytes: Int, logBackups: Int, health: HealthSettings, restart: RestartSettings,
-                shutdownTimeout: Duration) {
+                shutdownTimeout: Duration, host: String = "127.0.0.1") {
         self.workerBinary = workerBinary
         self.ranks = ranks
         self.controlPort = controlPort
@@ -132,5 +134,6 @@ public struct FleetPlan: Sendable, Equatable, Codable {
         self.health = health
         self.restart = restart
         self.shutdownTimeout = shutdownTimeout
+        self.host = host
     }
 }

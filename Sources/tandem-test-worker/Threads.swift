@@ -1,0 +1,59 @@
+import Glibc
+
+/// Runs `body` on its own detached POSIX thread (the worker links nothing but Glibc, so it
+/// starts in milliseconds).
+func startThread(_ body: @escaping @Sendable () -> Void) {
+    final class Box: Sendable {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+    let context = Unmanaged.passRetained(Box(body)).toOpaque()
+    var thread = pthread_t()
+    let status = pthread_create(&thread, nil, { context in
+        let box = Unmanaged<Box>.fromOpaque(context!).takeRetainedValue()
+        box.body()
+        return nil
+    }, context)
+    guard status == 0 else {
+        writeError("tandem-test-worker: cannot start a thread (error \(status))")
+        _exit(1)
+    }
+    pthread_detach(thread)
+}
+
+/// Seconds on the monotonic clock.
+func monotonicSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
+func sleepSeconds(_ seconds: Double) {
+    guard seconds > 0 else { return }
+    var request = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))
+    var remaining = timespec()
+    while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+}
+
+/// Parks the calling thread for good.
+func sleepForever() -> Never {
+    while true { sleepSeconds(3600) }
+}
+
+/// Writes all of `bytes` to `fd`, retrying short writes; false when the descriptor fails.
+@discardableResult
+func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }
+        if written < 0 {
+            if errno == EINTR { continue }
+            return false
+        }
+        offset += written
+    }
+    return true
+}
+
+func writeLine(_ line: String) { writeAll(STDOUT_FILENO, Array((line + "\n").utf8)) }
+func writeError(_ line: String) { writeAll(STDERR_FILENO, Array((line + "\n").utf8)) }
