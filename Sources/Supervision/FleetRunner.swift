@@ -10,7 +10,7 @@ public enum FleetRunner {
     /// Returns the process exit status: 0 after a clean stop; 78 (EX_CONFIG) when a worker
     /// could not be started as configured (nothing is left running); 1 when the control
     /// endpoint failed.
-    public static func run(plan: FleetPlan, controlHost: String = "127.0.0.1", logger: Logger) async -> Int32 {
+    public static func run(plan: FleetPlan, logger: Logger) async -> Int32 {
         let supervisor: Supervisor
         do {
             supervisor = try Supervisor(plan: plan, logger: logger)
@@ -18,7 +18,7 @@ public enum FleetRunner {
             logger.error("\(error.description)")
             return 1
         }
-        let control = ControlServer.application(supervisor: supervisor, host: controlHost, port: plan.controlPort, logger: logger)
+        let control = ControlServer.application(supervisor: supervisor, host: plan.host, port: plan.controlPort, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: control), .init(service: SupervisorService(supervisor: supervisor))],
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -10,13 +10,13 @@ struct ProbeResult: Sendable {
     var problem: String
 }
 
-/// Probes ranks' `GET http://127.0.0.1:<api port>/health` with libcurl's multi interface:
+/// Probes ranks' `GET http://<host>:<api port>/health` with libcurl's multi interface:
 /// one round probes every target in parallel, each bounded by the timeout. Rounds run on
 /// Dispatch threads (they block in curl_multi_poll), never on the Swift concurrency pool.
 struct HealthProber: Sendable {
     private static let curlReady: Bool = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
     private let queue = DispatchQueue(label: "tandem.health", attributes: .concurrent)
-    var host = "127.0.0.1"
+    let host: String
 
     func probe(_ targets: [(rank: Int, port: Int)], timeout: Duration) async -> [ProbeResult] {
         guard !targets.isEmpty else { return [] }

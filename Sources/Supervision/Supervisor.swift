@@ -15,7 +15,7 @@ public actor Supervisor {
     private var ranks: [RankRuntime]
     private let logger: Logger
     private let notifier = SystemdNotifier()
-    private let prober = HealthProber()
+    private let prober: HealthProber
     let metrics: SupervisorMetrics
     private let clock = ContinuousClock()
     private let workerEnvironment: [RankPlan.ID: [String: String]]
@@ -35,6 +35,7 @@ public actor Supervisor {
         self.plan = plan
         self.logger = logger
         metrics = SupervisorMetrics(rankCount: plan.ranks.count)
+        prober = HealthProber(host: plan.host)
         let now = ContinuousClock.now
         var runtimes: [RankRuntime] = []
         for rank in plan.ranks {

@@ -1,1 +1,3 @@
-print("multi-api-server: not yet")
+import Supervision
+
+await MultiAPIServer.runAsMain()

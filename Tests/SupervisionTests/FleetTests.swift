@@ -8,7 +8,7 @@ import Testing
 @Suite(.serialized) struct FleetTests {
     /// Fast health and restart settings so faults are seen in seconds.
     static let quick = [
-        "--health-interval", "0.2", "--health-timeout", "0.5", "--health-failures", "3", "--startup-grace", "10",
+        "--health-interval", "0.2", "--health-timeout", "0.5", "--health-failure-threshold", "3", "--startup-grace", "10",
         "--restart-backoff", "0.1", "--restart-backoff-max", "2", "--shutdown-timeout", "5",
     ]
 
@@ -84,7 +84,7 @@ import Testing
     }
 
     @Test func crashLoopBacksOffThenMarksTheRankFailedAndTheRestServes() throws {
-        let fleet = try Self.fleet(ranks: 2, ["--crash-loop-deaths", "4", "--crash-loop-window", "120"],
+        let fleet = try Self.fleet(ranks: 2, ["--crash-loop-restarts", "4", "--crash-loop-window", "120"],
                                    workerArgs: ["--crash-after", "0.3", "--fault-rank", "1"])
         defer { fleet.terminate() }
         let failed = eventually(timeout: 60) { fleet.state(1) == "failed" }
@@ -133,15 +133,16 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: fleet.logDirectory + "/log_0/worker.log"))
     }
 
-    @Test func workerThatCannotBeExecutedIsAClearErrorAndNothingKeepsRunning() throws {
-        let path = NSTemporaryDirectory() + "tandem-not-executable-\(UUID().uuidString.prefix(8))"
-        FileManager.default.createFile(atPath: path, contents: Data("not a program".utf8),
-                                       attributes: [.posixPermissions: 0o644])
+    @Test func workerThatFailsToExecIsAClearErrorAndNothingKeepsRunning() throws {
+        // Executable, but its interpreter does not exist: execve fails in the child, after fork.
+        let path = NSTemporaryDirectory() + "tandem-bad-interpreter-\(UUID().uuidString.prefix(8))"
+        FileManager.default.createFile(atPath: path, contents: Data("#!/nonexistent/interpreter\n".utf8),
+                                       attributes: [.posixPermissions: 0o755])
         defer { try? FileManager.default.removeItem(atPath: path) }
         let fleet = try Fleet(arguments: ["--num-servers", "2"] + Self.quick, workerBinary: path)
         defer { fleet.terminate() }
         #expect(fleet.waitForExit(timeout: 30) == 78)
-        #expect(fleet.output.contains(path) && fleet.output.contains("ermission denied"), "\(fleet.output)")
+        #expect(fleet.output.contains("rank 0: cannot execute \(path): No such file or directory"), "\(fleet.output)")
         #expect(fleetProcesses(tag: fleet.tag).isEmpty)
     }
 

@@ -16,8 +16,8 @@ WORKER = os.path.join(BUILD, "tandem-test-worker")
 POLL = 0.005
 
 # The supervisor's health and restart settings for this benchmark (see BENCHMARKS-supervisor.md).
-SUPERVISOR_FLAGS = ["--health-interval", "0.5", "--health-timeout", "0.5", "--health-failures", "3",
-                    "--startup-grace", "10", "--restart-backoff", "0.1", "--restart-stable-period", "1",
+SUPERVISOR_FLAGS = ["--health-interval", "0.5", "--health-timeout", "0.5", "--health-failure-threshold", "3",
+                    "--startup-grace", "10", "--restart-backoff", "0.1", "--stable-period", "1",
                     "--shutdown-timeout", "5"]
 
 
