@@ -17,7 +17,7 @@ POLL = 0.005
 
 # The supervisor's health and restart settings for this benchmark (see BENCHMARKS-supervisor.md).
 SUPERVISOR_FLAGS = ["--health-interval", "0.5", "--health-timeout", "0.5", "--health-failure-threshold", "3",
-                    "--startup-grace", "10", "--restart-backoff", "0.1", "--stable-period", "1",
+                    "--startup-grace", "10", "--restart-backoff", "0.1", "--stable-period", "1", "--crash-loop-restarts", "1000",
                     "--shutdown-timeout", "5"]
 
 
@@ -66,9 +66,14 @@ class Tandem:
         env = dict(os.environ)
         env.pop("NOTIFY_SOCKET", None)
         if notify_path: env["NOTIFY_SOCKET"] = notify_path
+        if ranks > os.cpu_count():
+            # CPU mode gives every rank a CPU of its own; with more ranks than CPUs, name one
+            # (fake) device per rank instead: the test worker never touches a GPU.
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, range(ranks)))
         self.proc = subprocess.Popen(
             [SUPERVISOR, "--num-servers", str(ranks), "--ports", ",".join(map(str, self.ports)),
-             "--control-port", str(self.control), "--log-dir", self.dir, "--worker-binary", WORKER] + SUPERVISOR_FLAGS,
+             "--control-port", str(self.control), "--log-dir", self.dir, "--worker-binary", WORKER, "--numa-bind", "none"]
+            + SUPERVISOR_FLAGS,
             env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "supervisor.log"), "w"))
 
     def rank(self, i):
