@@ -15,8 +15,9 @@ public enum FleetRunner {
         do {
             supervisor = try Supervisor(plan: plan, logger: logger)
         } catch {
-            logger.error("\(error.description)")
-            return 1
+            // The rank log folders could not be prepared: a configuration error, nothing started.
+            logger.error("multi-api-server: \(error.description)")
+            return 78
         }
         let control = ControlServer.application(supervisor: supervisor, host: plan.host, port: plan.controlPort, logger: logger)
         let group = ServiceGroup(configuration: .init(
