@@ -18,7 +18,8 @@ public actor Supervisor {
     private let prober: HealthProber
     let metrics: SupervisorMetrics
     private let clock = ContinuousClock()
-    private let workerEnvironment: [RankPlan.ID: [String: String]]
+    /// Each rank's full worker environment, by rank id, computed once.
+    private let workerEnvironment: [Int: [String: String]]
 
     private var announcedReady = false
     private var stopRequested = false
@@ -45,7 +46,7 @@ public actor Supervisor {
         }
         ranks = runtimes
         let inherited = ProcessInfo.processInfo.environment
-        var environments: [RankPlan.ID: [String: String]] = [:]
+        var environments: [Int: [String: String]] = [:]
         for rank in plan.ranks {
             environments[rank.rank] = WorkerProcess.environment(for: rank, inherited: inherited)
         }
@@ -339,8 +340,4 @@ public actor Supervisor {
             notifier.status(line)
         }
     }
-}
-
-extension RankPlan {
-    typealias ID = Int
 }

@@ -54,6 +54,11 @@ import Testing
         }
         #expect(failures.withLock { $0 } == 0)
         #expect(fleet.health()?.status == 200)
+        let metrics = httpGet(port: fleet.controlPort, path: "/metrics")?.body ?? ""
+        #expect(metrics.contains("tandem_rank_restarts_total{rank=\"1\"} 1\n"), "\(metrics)")
+        #expect(metrics.contains("tandem_rank_restarts_total{rank=\"0\"} 0\n"))
+        #expect(metrics.contains("tandem_ranks_up 2.0\n"))
+        #expect(metrics.contains("tandem_health_check_duration_seconds_count "))
     }
 
     @Test func killingTheSupervisorTakesEveryWorkerWithIt() throws {
