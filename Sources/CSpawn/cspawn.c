@@ -75,6 +75,11 @@ static void close_other_fds(int keep, int max_fd) {
 
 static void run_child(spawn_job *job, pid_t parent, int error_fd) {
     const tandem_spawn_request *r = job->request;
+    int output_fd = r->output_fd;
+    // A supervisor started with stdin/stdout/stderr closed can get pipes numbered 0..2;
+    // move them out of the way before 0..2 are redirected.
+    if (error_fd <= 2) error_fd = fcntl(error_fd, F_DUPFD_CLOEXEC, 3);
+    if (output_fd <= 2) output_fd = fcntl(output_fd, F_DUPFD, 3);
 
     // The supervisor may block or ignore signals (e.g. SIGPIPE, SIGTERM for its own
     // handling); exec keeps ignored dispositions and the mask, so reset both.
@@ -96,7 +101,7 @@ static void run_child(spawn_job *job, pid_t parent, int error_fd) {
 
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull < 0 || dup2(devnull, 0) < 0) child_fail(error_fd, STEP_STDIN);
-    if (dup2(r->output_fd, 1) < 0 || dup2(r->output_fd, 2) < 0) child_fail(error_fd, STEP_OUTPUT);
+    if (output_fd < 0 || dup2(output_fd, 1) < 0 || dup2(output_fd, 2) < 0) child_fail(error_fd, STEP_OUTPUT);
 
     if (r->cpu_count > 0 && sched_setaffinity(0, sizeof job->cpus, &job->cpus) != 0)
         child_fail(error_fd, STEP_AFFINITY);
