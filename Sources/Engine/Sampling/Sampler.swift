@@ -86,8 +86,14 @@ public struct Sampler: Sendable {
         if parameters.topK > 0 && candidates.count > parameters.topK {
             candidates.removeLast(candidates.count - parameters.topK)
         }
+        // Top-p's share is of the mass left after min-p and top-k (which the prefilter does
+        // not change).
         var mass: Double = 0
-        for c in candidates { mass += Double(work[Int(c)]) }
+        if parameters.topK > 0 {
+            for c in candidates { mass += Double(work[Int(c)]) }
+        } else {
+            for p in work where p >= minP { mass += Double(p) }
+        }
         if parameters.topP < 1 {
             // Keep the shortest prefix whose share of the (top-k) mass reaches top-p.
             var cumulative: Double = 0
