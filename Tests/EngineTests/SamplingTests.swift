@@ -171,7 +171,7 @@ import GGUF
         var sampler = try Sampler(parameters: SamplingParameters(temperature: 0.7, seed: 6, logprobs: 5))
         for _ in 0..<50 {
             let result = sampler.sample(logits: logits, history: [])
-            #expect(abs(Double(result.logprob) - log(probabilities[Int(result.token)])) < 1e-4)
+            #expect(abs(Double(try #require(result.logprob)) - log(probabilities[Int(result.token)])) < 1e-4)
             #expect(result.topLogprobs.count == 5)
             let expectedTop = logits.indices.sorted { logits[$0] > logits[$1] }.prefix(5).map { Int32($0) }
             #expect(result.topLogprobs.map(\.token) == expectedTop)
@@ -186,6 +186,11 @@ import GGUF
         #expect(abs(total - 1) < 1e-5)
         var none = try Sampler(parameters: .greedy)
         #expect(none.sample(logits: wide, history: []).topLogprobs.isEmpty)
+        #expect(none.sample(logits: wide, history: []).logprob == nil)
+        var own = try Sampler(parameters: SamplingParameters(temperature: 0, logprobs: 0))
+        let result = own.sample(logits: wide, history: [])
+        #expect(result.topLogprobs.isEmpty)
+        #expect(abs(Double(try #require(result.logprob)) - log(Self.softmax(wide)[Int(result.token)])) < 1e-5)
     }
 
     @Test func invalidParametersAreClearErrors() {
