@@ -96,6 +96,9 @@ struct JinjaRenderer {
         for scope in scopes.reversed() {
             if let value = scope[name] { return value }
         }
+        if JinjaParser.supportedFunctions.contains(name) {
+            return .function(JinjaFunction(name: name) { try JinjaBuiltins.callGlobal(name, $0, $1) })
+        }
         return .undefined
     }
 
@@ -129,9 +132,6 @@ struct JinjaRenderer {
                 stop: try stop.map { try evaluate($0) }, step: try step.map { try evaluate($0) })
         case .call(let callee, let arguments):
             let (positional, keyword) = try evaluate(arguments)
-            if case .name(let name) = callee, lookup(name).isUndefined {
-                return try JinjaBuiltins.callGlobal(name, positional, keyword)
-            }
             guard case .function(let function) = try evaluate(callee) else {
                 throw ChatTemplateError.render("'\(Self.describe(callee))' is not callable")
             }
