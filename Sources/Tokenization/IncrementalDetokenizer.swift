@@ -4,11 +4,15 @@ public struct IncrementalDetokenizer: Sendable {
     private let tokenizer: Tokenizer
     private let skipSpecial: Bool
     private var pending: [UInt8] = []
-    private var atStart = true
+    private var atStart: Bool
 
-    public init(tokenizer: Tokenizer, skipSpecial: Bool = false) {
+    /// `startsText`: the tokens begin a text (as `decode` assumes), so SentencePiece's dummy
+    /// prefix space is dropped from the first one. Leave it false for a continuation of a
+    /// prompt, where " Paris" must keep its space.
+    public init(tokenizer: Tokenizer, skipSpecial: Bool = false, startsText: Bool = false) {
         self.tokenizer = tokenizer
         self.skipSpecial = skipSpecial
+        self.atStart = startsText
     }
 
     /// The text that `token` completes (possibly "").

@@ -29,7 +29,7 @@ struct ByteLevelBPETests {
         try PythonReference.run("bpe_reference.py", [DefaultModel.path, pre], input: strings, as: [[Int32]].self)
     }
 
-    @Test("smollm ids equal Hugging Face tokenizers'", arguments: ["smollm", "gpt2", "llama3", "qwen2"])
+    @Test("ids equal Hugging Face tokenizers' for each pre-tokenizer", arguments: ["smollm", "gpt2", "llama3", "qwen2"])
     func idsMatchReference(pre: String) throws {
         let tokenizer = try tokenizer(pre: pre)
         let expected = try referenceIDs(pre: pre, Self.samples)

@@ -27,6 +27,7 @@ struct ChatTemplateTests {
         #expect(try render("a {{- ' b ' -}} c") == "a b c")
         #expect(try render("{# a comment #}\nx") == "x")
         #expect(try render("{{ 'a' }}\n{{ 'b' }}") == "a\nb")
+        #expect(try render("{% if true +%}\nkept{% endif %}") == "\nkept")
     }
 
     @Test func loopsScopeAndNamespaces() throws {

@@ -78,12 +78,17 @@ struct SentencePieceTests {
 
     @Test func incrementalDetokenizationOfByteFallback() throws {
         let tokenizer = try tokenizer(try reference())
-        var detokenizer = IncrementalDetokenizer(tokenizer: tokenizer, skipSpecial: true)
+        var detokenizer = IncrementalDetokenizer(tokenizer: tokenizer, skipSpecial: true, startsText: true)
         var pieces: [String] = []
         for id in tokenizer.encode("a 🦙 b") { pieces.append(detokenizer.append(id)) }
         pieces.append(detokenizer.finish())
         #expect(pieces.joined() == "a 🦙 b")
         #expect(pieces.contains("") && pieces.contains { $0.contains("🦙") })
+
+        // A continuation keeps the space that starts its first token.
+        var continuation = IncrementalDetokenizer(tokenizer: tokenizer)
+        let text = tokenizer.encode("Hello world", addSpecial: false).map { continuation.append($0) }.joined()
+        #expect(text + continuation.finish() == " Hello world")
     }
 
     @Test func specialTokensInTextAndTheSpacePrefix() throws {

@@ -24,6 +24,7 @@ struct JinjaLexer {
     private let source: [Unicode.Scalar]
     private var position = 0
     private var tokens: [JinjaToken] = []
+    private var keepNextNewline = false
 
     init(_ template: String) {
         source = Array(template.unicodeScalars)
@@ -103,8 +104,9 @@ struct JinjaLexer {
                 tokens.append(JinjaToken(kind: .expressionEnd, offset: position))
             default:
                 tokens.append(JinjaToken(kind: .statementStart, offset: tagStart))
+                keepNextNewline = false
                 stripNext = try lexExpression(closing: "%}", opened: tagStart)
-                trimNewlineNext = true
+                trimNewlineNext = !keepNextNewline
                 tokens.append(JinjaToken(kind: .statementEnd, offset: position))
             }
         }
@@ -124,6 +126,12 @@ struct JinjaLexer {
             if starts(with: "-" + closing, at: position) {
                 position += 3
                 return true
+            }
+            if starts(with: "+" + closing, at: position) {
+                // `+%}` keeps the newline after the tag (no trim_blocks).
+                position += 3
+                keepNextNewline = true
+                return false
             }
             if starts(with: closing, at: position) {
                 position += 2
