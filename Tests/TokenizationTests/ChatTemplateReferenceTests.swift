@@ -128,7 +128,7 @@ struct ChatTemplateReferenceTests {
         }
     }
 
-    @Test(arguments: ["llama3.jinja", "mistral-instruct.jinja", "mistralai-Mistral-Nemo-Instruct-2407.jinja"])
+    @Test(arguments: ["llama3.jinja", "mistral-instruct.jinja", "mistralai-Mistral-Nemo-Instruct-2407.jinja", "features.jinja"])
     func templateMatchesJinja2(name: String) throws {
         try compareWithJinja2(template: try Self.templateSource(name), cases: Self.cases())
     }
