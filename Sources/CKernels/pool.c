@@ -1,0 +1,162 @@
+// Compute thread pool: persistent workers woken per job by a generation counter.
+// Workers spin for a short while after a job (decode issues hundreds of small jobs per token),
+// then sleep on a futex so an idle pool costs no CPU.
+#define _GNU_SOURCE
+#include "tk_matmul.h"
+#include "tk_internal.h"
+
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define tk_cpu_relax() _mm_pause()
+#elif defined(__aarch64__)
+#define tk_cpu_relax() __asm__ __volatile__("yield")
+#else
+#define tk_cpu_relax() ((void)0)
+#endif
+
+// How long an idle worker spins before sleeping.
+#define TK_SPIN_NS 200000
+
+struct tk_pool {
+    int n_threads;
+    pthread_t *threads;
+    void (*fn)(void *ctx, int ith, int nth);
+    void *ctx;
+    _Alignas(64) _Atomic uint32_t generation; // bumped per job; futex word
+    _Alignas(64) _Atomic int sleepers;
+    _Alignas(64) _Atomic int finished;        // workers done with the current job
+    _Atomic int quit;
+    // Per-call scratch for tk_matmul (quantized activations); only the caller touches it.
+    void *scratch;
+    size_t scratch_size;
+};
+
+typedef struct {
+    tk_pool *pool;
+    int ith;
+} tk_worker_arg;
+
+static uint64_t tk_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void tk_futex_wait(_Atomic uint32_t *addr, uint32_t expected) {
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+static void tk_futex_wake_all(_Atomic uint32_t *addr) {
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL, NULL, 0);
+}
+
+// Waits until the generation differs from `seen`; returns the new one.
+static uint32_t tk_wait_generation(tk_pool *pool, uint32_t seen) {
+    uint64_t start = tk_now_ns();
+    for (int spins = 0;; spins++) {
+        uint32_t g = atomic_load_explicit(&pool->generation, memory_order_acquire);
+        if (g != seen) return g;
+        tk_cpu_relax();
+        if ((spins & 63) == 63 && tk_now_ns() - start > TK_SPIN_NS) break;
+    }
+    for (;;) {
+        // Dekker-style handshake with tk_pool_run: either we see the new generation here,
+        // or the caller sees sleepers > 0 and wakes us (both sides use seq_cst).
+        atomic_fetch_add(&pool->sleepers, 1);
+        uint32_t g = atomic_load(&pool->generation);
+        if (g == seen) tk_futex_wait(&pool->generation, seen);
+        atomic_fetch_sub(&pool->sleepers, 1);
+        g = atomic_load_explicit(&pool->generation, memory_order_acquire);
+        if (g != seen) return g;
+    }
+}
+
+static void *tk_worker_main(void *p) {
+    tk_worker_arg arg = *(tk_worker_arg *)p;
+    free(p);
+    tk_pool *pool = arg.pool;
+    uint32_t seen = 0;
+    for (;;) {
+        seen = tk_wait_generation(pool, seen);
+        if (atomic_load_explicit(&pool->quit, memory_order_acquire)) return NULL;
+        pool->fn(pool->ctx, arg.ith, pool->n_threads);
+        atomic_fetch_add_explicit(&pool->finished, 1, memory_order_acq_rel);
+    }
+}
+
+tk_pool *tk_pool_create(int n_threads) {
+    if (n_threads < 1) n_threads = 1;
+    tk_pool *pool = aligned_alloc(64, (sizeof(tk_pool) + 63) / 64 * 64);
+    if (!pool) return NULL;
+    memset(pool, 0, sizeof(*pool));
+    pool->n_threads = n_threads;
+    pool->threads = calloc((size_t)n_threads, sizeof(pthread_t));
+    if (!pool->threads) {
+        free(pool);
+        return NULL;
+    }
+    for (int i = 1; i < n_threads; i++) {
+        tk_worker_arg *arg = malloc(sizeof(*arg));
+        if (arg) {
+            arg->pool = pool;
+            arg->ith = i;
+        }
+        if (!arg || pthread_create(&pool->threads[i], NULL, tk_worker_main, arg) != 0) {
+            free(arg);
+            pool->n_threads = i; // the workers started so far are joined by destroy
+            tk_pool_destroy(pool);
+            return NULL;
+        }
+    }
+    return pool;
+}
+
+void tk_pool_destroy(tk_pool *pool) {
+    if (!pool) return;
+    atomic_store(&pool->quit, 1);
+    atomic_fetch_add(&pool->generation, 1);
+    tk_futex_wake_all(&pool->generation);
+    for (int i = 1; i < pool->n_threads; i++) pthread_join(pool->threads[i], NULL);
+    free(pool->threads);
+    free(pool->scratch);
+    free(pool);
+}
+
+int tk_pool_threads(const tk_pool *pool) { return pool ? pool->n_threads : 1; }
+
+void tk_pool_run(tk_pool *pool, void (*fn)(void *ctx, int ith, int nth), void *ctx) {
+    if (!pool || pool->n_threads == 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    pool->fn = fn;
+    pool->ctx = ctx;
+    atomic_store_explicit(&pool->finished, 0, memory_order_relaxed);
+    atomic_fetch_add(&pool->generation, 1); // seq_cst: publishes fn/ctx, pairs with sleepers
+    if (atomic_load(&pool->sleepers) > 0) tk_futex_wake_all(&pool->generation);
+    fn(ctx, 0, pool->n_threads);
+    int others = pool->n_threads - 1;
+    for (int spins = 0; atomic_load_explicit(&pool->finished, memory_order_acquire) != others; spins++) {
+        // A worker may have been descheduled on a busy machine: stop burning its core.
+        if (spins > 100000) sched_yield();
+        else tk_cpu_relax();
+    }
+}
+
+void *tk_pool_scratch(tk_pool *pool, size_t size) {
+    if (pool->scratch_size >= size) return pool->scratch;
+    free(pool->scratch);
+    pool->scratch = aligned_alloc(64, (size + 63) / 64 * 64);
+    pool->scratch_size = pool->scratch ? size : 0;
+    return pool->scratch;
+}
