@@ -1,0 +1,90 @@
+// Causal attention over the paged KV cache, one task per (query row, head), spread over the
+// pool round-robin so causal rows of different lengths balance out. Softmax is computed
+// online one cache block at a time (running max and sum), so no buffer grows with the
+// context length.
+#include "tk_attention.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define TK_MAX_BLOCK 256
+#define TK_MAX_HEAD_DIM 512
+
+static inline float dot(const float *a, const float *b, int n) {
+    float lanes[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++) lanes[l] += a[i + l] * b[i + l];
+    float sum = 0;
+    for (int l = 0; l < 16; l++) sum += lanes[l];
+    for (; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+TK_CLONES
+static void attend_one(const tk_attention_args *a, int seq, int row, int head) {
+    const int hd = a->head_dim, bs = a->block_size;
+    const int kvh = head / (a->n_heads / a->n_kv_heads);
+    const int pos = a->pos_start[seq] + (row - a->row_start[seq]);
+    const int32_t *table = a->block_table + a->table_start[seq];
+    const float *q = a->q + ((long)row * a->n_heads + head) * hd;
+    float *out = a->out + ((long)row * a->n_heads + head) * hd;
+    const long block_stride = 2L * a->n_kv_heads * bs * hd;
+    const long v_offset = (long)a->n_kv_heads * bs * hd;
+
+    float acc[TK_MAX_HEAD_DIM];
+    float scores[TK_MAX_BLOCK];
+    for (int d = 0; d < hd; d++) acc[d] = 0;
+    float running_max = -INFINITY, running_sum = 0;
+
+    for (int start = 0; start <= pos; start += bs) {
+        const int count = (pos - start + 1) < bs ? (pos - start + 1) : bs;
+        const float *block = a->kv_layer + (long)table[start / bs] * block_stride;
+        const float *k = block + (long)kvh * bs * hd;
+        const float *v = block + v_offset + (long)kvh * bs * hd;
+        float block_max = -INFINITY;
+        for (int j = 0; j < count; j++) {
+            scores[j] = dot(q, k + (long)j * hd, hd) * a->scale;
+            if (scores[j] > block_max) block_max = scores[j];
+        }
+        if (block_max > running_max) {
+            const float rescale = expf(running_max - block_max);
+            for (int d = 0; d < hd; d++) acc[d] *= rescale;
+            running_sum *= rescale;
+            running_max = block_max;
+        }
+        for (int j = 0; j < count; j++) {
+            const float w = expf(scores[j] - running_max);
+            running_sum += w;
+            const float *vj = v + (long)j * hd;
+            for (int d = 0; d < hd; d++) acc[d] += w * vj[d];
+        }
+    }
+    const float inv = 1.0f / running_sum;
+    for (int d = 0; d < hd; d++) out[d] = acc[d] * inv;
+}
+
+typedef struct {
+    const tk_attention_args *args;
+    int n_rows;
+} attention_job;
+
+static void attention_worker(void *ctx, int ith, int nth) {
+    const attention_job *job = ctx;
+    const tk_attention_args *a = job->args;
+    const long tasks = (long)job->n_rows * a->n_heads;
+    int seq = 0;
+    for (long t = ith; t < tasks; t += nth) {
+        const int row = (int)(t / a->n_heads), head = (int)(t % a->n_heads);
+        while (row >= a->row_start[seq + 1]) seq++;
+        attend_one(a, seq, row, head);
+    }
+}
+
+void tk_attention(tk_pool *pool, const tk_attention_args *args) {
+    if (args->block_size > TK_MAX_BLOCK || args->head_dim > TK_MAX_HEAD_DIM) abort();
+    attention_job job = {args, args->row_start[args->n_seqs]};
+    if (job.n_rows == 0) return;
+    tk_pool_run(pool, attention_worker, &job);
+}
