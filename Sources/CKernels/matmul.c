@@ -16,14 +16,39 @@ typedef struct {
 
 static tk_backend backend_portable = {"portable", tk_quantize_rows_portable, tk_q8_kernel_portable,
                                       tk_f32_kernel_portable};
-static const tk_backend *backend_active = &backend_portable;
+#if defined(__x86_64__)
+static tk_backend backend_avx512 = {"avx512-vnni", tk_quantize_rows_portable, tk_q8_kernel_avx512,
+                                    tk_f32_kernel_avx512};
+#endif
+static _Atomic(const tk_backend *) backend_active = &backend_portable;
 static pthread_once_t backend_once = PTHREAD_ONCE_INIT;
 
-static void choose_backend(void) { backend_active = &backend_portable; }
+// The best backend this CPU runs.
+static const tk_backend *best_backend(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma"))
+        return &backend_avx512;
+#endif
+    return &backend_portable;
+}
+
+static void choose_backend(void) { atomic_store(&backend_active, best_backend()); }
 
 static const tk_backend *backend(void) {
     pthread_once(&backend_once, choose_backend);
-    return backend_active;
+    return atomic_load_explicit(&backend_active, memory_order_relaxed);
+}
+
+int tk_cpu_backend_select(const char *name) {
+    pthread_once(&backend_once, choose_backend);
+    const tk_backend *best = best_backend();
+    if (strcmp(name, "portable") == 0) atomic_store(&backend_active, &backend_portable);
+    else if (strcmp(name, best->name) == 0) atomic_store(&backend_active, best);
+    else return -1;
+    return 0;
 }
 
 const char *tk_cpu_backend(void) { return backend()->name; }
@@ -125,8 +150,8 @@ int tk_matmul(tk_pool *pool, int wtype, const void *w, int64_t n, int64_t k, con
     void *owned = NULL;
     if (job.q8_kernel) {
         int64_t nb = k / TK_QK, b_stride = (nb + 1) / 2 * 2, q_stride = b_stride * TK_QK;
-        // Per row: q (q_stride bytes), d and s (b_stride floats each), dexp (8 b_stride floats).
-        size_t row_size = (size_t)q_stride + (size_t)b_stride * 10 * sizeof(float);
+        // Per row: q (q_stride bytes), d (b_stride floats), s (2 b_stride), dexp (8 b_stride).
+        size_t row_size = (size_t)q_stride + (size_t)b_stride * 11 * sizeof(float);
         size_t size = row_size * (size_t)m;
         uint8_t *mem = pool ? tk_pool_scratch(pool, size) : (owned = aligned_alloc(64, (size + 63) / 64 * 64));
         if (!mem) return -1;
@@ -135,7 +160,7 @@ int tk_matmul(tk_pool *pool, int wtype, const void *w, int64_t n, int64_t k, con
         job.act.q = (int8_t *)mem;
         job.act.d = (float *)(mem + (size_t)q_stride * (size_t)m);
         job.act.s = job.act.d + b_stride * m;
-        job.act.dexp = job.act.s + b_stride * m;
+        job.act.dexp = job.act.s + 2 * b_stride * m;
         // Quantizing one row is cheaper than waking the workers.
         if (m >= 4 * nth && nth > 1) tk_pool_run(pool, quantize_task, &job);
         else job.quantize_rows(x, k, 0, m, &job.act);

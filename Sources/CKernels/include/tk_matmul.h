@@ -35,6 +35,11 @@ int tk_matmul_supports(int wtype);
 // The SIMD path chosen for this CPU: "avx512-vnni", "avx2" or "portable".
 const char *tk_cpu_backend(void);
 
+// Switches the kernels to the named backend (for tests and benchmarks comparing paths):
+// "portable" always works, the CPU's best backend too. Returns 0, or -1 for any other name.
+// Call it while no tk_matmul is running.
+int tk_cpu_backend_select(const char *name);
+
 #ifdef __cplusplus
 }
 #endif
