@@ -86,9 +86,9 @@ static int check(tk_pool *pool) {
             float *x = malloc(sizeof(float) * (size_t)(m * k)), *y0 = malloc(sizeof(float) * (size_t)(m * n)),
                   *y1 = malloc(sizeof(float) * (size_t)(m * n));
             for (int64_t i = 0; i < m * k; i++) x[i] = next_unit();
-            tk_cpu_backend_select("portable");
+            tk_pool_set_backend(pool, "portable");
             tk_matmul(pool, t->type, w, n, k, x, m, y0);
-            tk_cpu_backend_select(best);
+            tk_pool_set_backend(pool, best);
             tk_matmul(pool, t->type, w, n, k, x, m, y1);
             double num = 0, den = 0;
             for (int64_t i = 0; i < m * n; i++) {
@@ -111,12 +111,12 @@ static int check(tk_pool *pool) {
 }
 
 int main(int argc, char **argv) {
-    int threads = 2, do_check = 0;
+    int threads = 2, do_check = 0, portable = 0;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--check")) do_check = 1;
-        else if (!strcmp(argv[i], "--portable")) tk_cpu_backend_select("portable");
+        else if (!strcmp(argv[i], "--portable")) portable = 1;
         else if (!strcmp(argv[i], "--type") && i + 1 < argc) only = argv[++i];
         else {
             fprintf(stderr, "usage: %s [--threads N] [--check] [--portable] [--type NAME]\n", argv[0]);
@@ -125,7 +125,8 @@ int main(int argc, char **argv) {
     }
     tk_pool *pool = tk_pool_create(threads);
     if (do_check && check(pool)) return 1;
-    printf("backend %s, %d threads\n", tk_cpu_backend(), tk_pool_threads(pool));
+    if (portable) tk_pool_set_backend(pool, "portable");
+    printf("backend %s, %d threads\n", portable ? "portable" : tk_cpu_backend(), tk_pool_threads(pool));
 
     static const struct { int64_t n, k; } shapes[] = {{576, 576}, {192, 576}, {1536, 576}, {576, 1536}, {49152, 576}};
     static const int64_t ms[] = {1, 8, 32, 512};

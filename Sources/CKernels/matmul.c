@@ -7,7 +7,7 @@
 #include "tk_internal.h"
 #include "tk_matmul.h"
 
-typedef struct {
+typedef struct tk_backend {
     const char *name;
     tk_quantize_rows_fn quantize_rows;
     tk_q8_kernel (*q8_kernel)(int wtype);
@@ -20,38 +20,39 @@ static tk_backend backend_portable = {"portable", tk_quantize_rows_portable, tk_
 static tk_backend backend_avx512 = {"avx512-vnni", tk_quantize_rows_portable, tk_q8_kernel_avx512,
                                     tk_f32_kernel_avx512};
 #endif
-static _Atomic(const tk_backend *) backend_active = &backend_portable;
-static pthread_once_t backend_once = PTHREAD_ONCE_INIT;
+static const tk_backend *best;
+static pthread_once_t best_once = PTHREAD_ONCE_INIT;
 
-// The best backend this CPU runs.
-static const tk_backend *best_backend(void) {
+static void choose_best(void) {
+    best = &backend_portable;
 #if defined(__x86_64__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma"))
-        return &backend_avx512;
+        best = &backend_avx512;
 #endif
-    return &backend_portable;
 }
 
-static void choose_backend(void) { atomic_store(&backend_active, best_backend()); }
-
-static const tk_backend *backend(void) {
-    pthread_once(&backend_once, choose_backend);
-    return atomic_load_explicit(&backend_active, memory_order_relaxed);
+static const tk_backend *best_backend(void) {
+    pthread_once(&best_once, choose_best);
+    return best;
 }
 
-int tk_cpu_backend_select(const char *name) {
-    pthread_once(&backend_once, choose_backend);
-    const tk_backend *best = best_backend();
-    if (strcmp(name, "portable") == 0) atomic_store(&backend_active, &backend_portable);
-    else if (strcmp(name, best->name) == 0) atomic_store(&backend_active, best);
+static const tk_backend *backend_for(tk_pool *pool) {
+    const tk_backend *chosen = pool ? *tk_pool_backend_slot(pool) : NULL;
+    return chosen ? chosen : best_backend();
+}
+
+const char *tk_cpu_backend(void) { return best_backend()->name; }
+
+int tk_pool_set_backend(tk_pool *pool, const char *name) {
+    if (!pool || !name) return -1;
+    if (strcmp(name, "portable") == 0) *tk_pool_backend_slot(pool) = &backend_portable;
+    else if (strcmp(name, best_backend()->name) == 0) *tk_pool_backend_slot(pool) = best_backend();
     else return -1;
     return 0;
 }
-
-const char *tk_cpu_backend(void) { return backend()->name; }
 
 // Block geometry of a weight type: weights per block and bytes per block; 0 if unsupported.
 static int block_geometry(int wtype, int64_t *block_size, int64_t *block_bytes) {
@@ -128,7 +129,7 @@ int tk_matmul(tk_pool *pool, int wtype, const void *w, int64_t n, int64_t k, con
         memset(y, 0, (size_t)(n * m) * sizeof(float));
         return 0;
     }
-    const tk_backend *be = backend();
+    const tk_backend *be = backend_for(pool);
     tk_matmul_job job;
     memset(&job, 0, sizeof(job));
     job.w = w;

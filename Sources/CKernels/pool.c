@@ -39,6 +39,7 @@ struct tk_pool {
     // Per-call scratch for tk_matmul (quantized activations); only the caller touches it.
     void *scratch;
     size_t scratch_size;
+    const struct tk_backend *backend;
 };
 
 typedef struct {
@@ -160,3 +161,5 @@ void *tk_pool_scratch(tk_pool *pool, size_t size) {
     pool->scratch_size = pool->scratch ? size : 0;
     return pool->scratch;
 }
+
+const struct tk_backend **tk_pool_backend_slot(tk_pool *pool) { return &pool->backend; }

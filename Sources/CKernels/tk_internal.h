@@ -62,6 +62,9 @@ tk_f32_kernel tk_f32_kernel_avx2(int wtype);
 // Scratch memory owned by the pool, reused across calls (the pool runs one job at a time).
 struct tk_pool;
 void *tk_pool_scratch(struct tk_pool *pool, size_t size);
+// The backend a pool's products use; NULL means the CPU's best (matmul.c).
+struct tk_backend;
+const struct tk_backend **tk_pool_backend_slot(struct tk_pool *pool);
 
 static inline float tk_fp16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;

@@ -35,10 +35,10 @@ int tk_matmul_supports(int wtype);
 // The SIMD path chosen for this CPU: "avx512-vnni", "avx2" or "portable".
 const char *tk_cpu_backend(void);
 
-// Switches the kernels to the named backend (for tests and benchmarks comparing paths):
-// "portable" always works, the CPU's best backend too. Returns 0, or -1 for any other name.
-// Call it while no tk_matmul is running.
-int tk_cpu_backend_select(const char *name);
+// Makes tk_matmul calls on this pool use the named backend instead of the CPU's best (for
+// tests and benchmarks comparing paths): "portable", or the name tk_cpu_backend() returns.
+// Returns 0, or -1 for any other name. Call it while the pool runs nothing.
+int tk_pool_set_backend(tk_pool *pool, const char *name);
 
 #ifdef __cplusplus
 }
