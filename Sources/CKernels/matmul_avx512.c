@@ -276,16 +276,122 @@ static void staged_product(tk_stage_fn stage, const uint8_t *w, int64_t row_byte
     }
 }
 
+// Few activation rows (decode): staging would cost as much as the product, so Q4_1 and Q8_0
+// rows are unpacked in registers, two blocks per step, and used for up to four activation rows.
+// Each step yields the unsigned weights of blocks 2p, 2p+1 in element order, their scales as
+// [d0, o0, d1, o1] (o: the per-block offset before the 1/d_x factor, see tk_stage).
+static inline __attribute__((always_inline)) __m512i pair_q4_1(const uint8_t *blk, __m128 *dm) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256i qs = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(blk + 4))),
+                                         _mm_loadu_si128((const __m128i *)(blk + TK_Q4_1_BYTES + 4)), 1);
+    __m256i lo = _mm256_and_si256(qs, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qs, 4), m4);
+    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); // b0lo b1lo b0hi b1hi
+    *dm = _mm_cvtph_ps(_mm_set_epi32(0, 0, (int)read_u32(blk + TK_Q4_1_BYTES), (int)read_u32(blk)));
+    return _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
+}
+
+static inline __attribute__((always_inline)) __m512i pair_q8_0(const uint8_t *blk, __m128 *dm) {
+    __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(blk + 2))),
+                                   _mm256_loadu_si256((const __m256i *)(blk + TK_Q8_0_BYTES + 2)), 1);
+    __m128 d = _mm_cvtph_ps(_mm_set_epi32(0, 0, 0, (int)(tk_read_u16(blk) | ((uint32_t)tk_read_u16(blk + TK_Q8_0_BYTES) << 16))));
+    *dm = _mm_mul_ps(_mm_unpacklo_ps(d, d), _mm_set_ps(-128.0f, 1.0f, -128.0f, 1.0f)); // [d0, -128 d0, d1, -128 d1]
+    return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+}
+
+static inline __attribute__((always_inline)) void fused_rows(int wtype, const uint8_t *w, int64_t row_bytes,
+                                                             int64_t i0, int64_t i1, int64_t k,
+                                                             const tk_act_q8 *x, int64_t j0, int rn, float *y,
+                                                             int64_t ldy) {
+    int64_t nb = k / TK_QK, npairs = nb / 2, block_bytes = wtype == TK_Q4_1 ? TK_Q4_1_BYTES : TK_Q8_0_BYTES;
+    const __m512i zero = _mm512_setzero_si512();
+    const __m512i spread = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+    for (int64_t i = i0; i < i1; i++) {
+        const uint8_t *row = w + i * row_bytes;
+        __m512 acc[TILE_COLS];
+        __m128 off[TILE_COLS];
+        for (int col = 0; col < rn; col++) {
+            acc[col] = _mm512_setzero_ps();
+            off[col] = _mm_setzero_ps();
+        }
+        for (int64_t p = 0; p < npairs; p++) {
+            __m128 dm;
+            __m512i wq = wtype == TK_Q4_1 ? pair_q4_1(row + 2 * p * block_bytes, &dm)
+                                          : pair_q8_0(row + 2 * p * block_bytes, &dm);
+            __m512 wd = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(dm));
+            __m128 wo = _mm_permute_ps(dm, _MM_SHUFFLE(3, 3, 1, 1));
+            for (int col = 0; col < rn; col++) {
+                int64_t j = j0 + col;
+                __m512i xv = _mm512_loadu_si512((const void *)(x->q + j * x->q_stride + 64 * p));
+                __m512 xs = _mm512_loadu_ps(x->dexp + j * x->b_stride * 8 + 16 * p);
+                __m512 dot = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, wq, xv));
+                acc[col] = _mm512_fmadd_ps(dot, _mm512_mul_ps(wd, xs), acc[col]);
+                off[col] = _mm_fmadd_ps(wo, _mm_loadu_ps(x->s + j * x->b_stride * 2 + 4 * p), off[col]);
+            }
+        }
+        for (int col = 0; col < rn; col++) {
+            int64_t j = j0 + col;
+            float v = _mm512_reduce_add_ps(acc[col]);
+            __m128 o = _mm_add_ps(off[col], _mm_movehl_ps(off[col], off[col]));
+            v += _mm_cvtss_f32(_mm_add_ss(o, _mm_movehdup_ps(o)));
+            if (nb & 1) { // last, unpaired block
+                const uint8_t *blk = row + (nb - 1) * block_bytes;
+                const int8_t *xq = x->q + j * x->q_stride + 32 * (nb - 1);
+                const float *xs = x->s + j * x->b_stride * 2 + 2 * (nb - 1);
+                float xd = x->d[j * x->b_stride + nb - 1];
+                int sum = 0;
+                if (wtype == TK_Q4_1) {
+                    for (int l = 0; l < 16; l++) sum += (blk[4 + l] & 0xF) * xq[l] + (blk[4 + l] >> 4) * xq[l + 16];
+                    v += f16(blk) * xd * (float)sum + f16(blk + 2) * (xs[0] + xs[1]);
+                } else {
+                    for (int l = 0; l < 32; l++) sum += (int8_t)blk[2 + l] * xq[l];
+                    v += f16(blk) * xd * (float)sum;
+                }
+            }
+            y[j * ldy + i] = v;
+        }
+    }
+}
+
+#define TK_FUSED(type, TYPE)                                                                       \
+    static void fused_##type(const uint8_t *w, int64_t row_bytes, int64_t i0, int64_t i1, int64_t k, \
+                             const tk_act_q8 *x, int64_t j0, int64_t j1, float *y, int64_t ldy) {   \
+        int64_t j = j0;                                                                            \
+        for (; j + 4 <= j1; j += 4) fused_rows(TYPE, w, row_bytes, i0, i1, k, x, j, 4, y, ldy);    \
+        switch (j1 - j) {                                                                          \
+        case 3: fused_rows(TYPE, w, row_bytes, i0, i1, k, x, j, 3, y, ldy); break;                 \
+        case 2: fused_rows(TYPE, w, row_bytes, i0, i1, k, x, j, 2, y, ldy); break;                 \
+        case 1: fused_rows(TYPE, w, row_bytes, i0, i1, k, x, j, 1, y, ldy); break;                 \
+        default: break;                                                                            \
+        }                                                                                          \
+    }
+TK_FUSED(q4_1, TK_Q4_1)
+TK_FUSED(q8_0, TK_Q8_0)
+
+// Up to this many activation rows the fused kernels beat staging (measured: BENCHMARKS-kernels.md).
+#ifndef TK_FUSED_MAX_ROWS
+#define TK_FUSED_MAX_ROWS 4
+#endif
+
 #define TK_STAGED_KERNEL(type)                                                                     \
     static void kernel_##type(const uint8_t *w, int64_t row_bytes, int64_t i0, int64_t i1, int64_t k, \
                               const tk_act_q8 *x, int64_t j0, int64_t j1, float *y, int64_t ldy) {  \
         staged_product(stage_##type, w, row_bytes, i0, i1, k, x, j0, j1, y, ldy);                  \
     }
 TK_STAGED_KERNEL(q4_0)
-TK_STAGED_KERNEL(q4_1)
+
+static void kernel_q4_1(const uint8_t *w, int64_t row_bytes, int64_t i0, int64_t i1, int64_t k,
+                        const tk_act_q8 *x, int64_t j0, int64_t j1, float *y, int64_t ldy) {
+    if (j1 - j0 <= TK_FUSED_MAX_ROWS) fused_q4_1(w, row_bytes, i0, i1, k, x, j0, j1, y, ldy);
+    else staged_product(stage_q4_1, w, row_bytes, i0, i1, k, x, j0, j1, y, ldy);
+}
 TK_STAGED_KERNEL(q5_0)
 TK_STAGED_KERNEL(q5_1)
-TK_STAGED_KERNEL(q8_0)
+
+static void kernel_q8_0(const uint8_t *w, int64_t row_bytes, int64_t i0, int64_t i1, int64_t k,
+                        const tk_act_q8 *x, int64_t j0, int64_t j1, float *y, int64_t ldy) {
+    if (j1 - j0 <= TK_FUSED_MAX_ROWS) fused_q8_0(w, row_bytes, i0, i1, k, x, j0, j1, y, ldy);
+    else staged_product(stage_q8_0, w, row_bytes, i0, i1, k, x, j0, j1, y, ldy);
+}
 TK_STAGED_KERNEL(q4_K)
 TK_STAGED_KERNEL(q5_K)
 TK_STAGED_KERNEL(q6_K)
