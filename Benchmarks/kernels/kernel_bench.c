@@ -110,6 +110,26 @@ static int check(tk_pool *pool) {
     return failures;
 }
 
+static void empty_job(void *ctx, int ith, int nth) {
+    (void)ctx;
+    (void)ith;
+    (void)nth;
+}
+
+// Cost of one tk_pool_run round trip with an empty job (workers spinning between jobs).
+static void dispatch_cost(tk_pool *pool) {
+    int reps = 200000;
+    for (int r = 0; r < 1000; r++) tk_pool_run(pool, empty_job, NULL);
+    double best = 1e9;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = now_s();
+        for (int r = 0; r < reps; r++) tk_pool_run(pool, empty_job, NULL);
+        double dt = (now_s() - t0) / reps;
+        if (dt < best) best = dt;
+    }
+    printf("tk_pool_run dispatch (empty job, %d threads): %.2f us\n", tk_pool_threads(pool), best * 1e6);
+}
+
 int main(int argc, char **argv) {
     int threads = 2, do_check = 0, portable = 0;
     const char *only = NULL;
@@ -127,6 +147,7 @@ int main(int argc, char **argv) {
     if (do_check && check(pool)) return 1;
     if (portable) tk_pool_set_backend(pool, "portable");
     printf("backend %s, %d threads\n", portable ? "portable" : tk_cpu_backend(), tk_pool_threads(pool));
+    dispatch_cost(pool);
 
     static const struct { int64_t n, k; } shapes[] = {{576, 576}, {192, 576}, {1536, 576}, {576, 1536}, {49152, 576}};
     static const int64_t ms[] = {1, 8, 32, 512};
