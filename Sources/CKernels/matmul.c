@@ -17,7 +17,7 @@ typedef struct tk_backend {
 static tk_backend backend_portable = {"portable", tk_quantize_rows_portable, tk_q8_kernel_portable,
                                       tk_f32_kernel_portable};
 #if defined(__x86_64__)
-static tk_backend backend_avx512 = {"avx512-vnni", tk_quantize_rows_portable, tk_q8_kernel_avx512,
+static tk_backend backend_avx512 = {"avx512-vnni", tk_quantize_rows_avx512, tk_q8_kernel_avx512,
                                     tk_f32_kernel_avx512};
 #endif
 static const tk_backend *best;

@@ -181,6 +181,38 @@ static void stage_q6_K(const uint8_t *row, int64_t b0, int64_t nbs, uint8_t *q, 
     }
 }
 
+// Same result as tk_quantize_rows_portable (round half to even, scale amax / 127), 32 at a time.
+void tk_quantize_rows_avx512(const float *x, int64_t k, int64_t j0, int64_t j1, const tk_act_q8 *out) {
+    int64_t nb = k / TK_QK;
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    for (int64_t j = j0; j < j1; j++) {
+        const float *xr = x + j * k;
+        int8_t *q = out->q + j * out->q_stride;
+        float *d = out->d + j * out->b_stride, *s = out->s + j * out->b_stride * 2;
+        float *dexp = out->dexp + j * out->b_stride * 8;
+        for (int64_t b = 0; b < out->b_stride; b++) {
+            if (b >= nb) { // padding block
+                memset(q + 32 * b, 0, 32);
+                d[b] = 0.0f;
+                s[2 * b] = s[2 * b + 1] = 0.0f;
+                _mm256_storeu_ps(dexp + 8 * b, _mm256_setzero_ps());
+                continue;
+            }
+            __m512 v0 = _mm512_loadu_ps(xr + 32 * b), v1 = _mm512_loadu_ps(xr + 32 * b + 16);
+            float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, v0), _mm512_andnot_ps(sign, v1)));
+            float db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
+            __m512 vid = _mm512_set1_ps(id);
+            __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vid)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vid));
+            _mm_storeu_si128((__m128i *)(q + 32 * b), _mm512_cvtepi32_epi8(q0));
+            _mm_storeu_si128((__m128i *)(q + 32 * b + 16), _mm512_cvtepi32_epi8(q1));
+            d[b] = db;
+            s[2 * b] = db * (float)_mm512_reduce_add_epi32(q0);
+            s[2 * b + 1] = db * (float)_mm512_reduce_add_epi32(q1);
+            _mm256_storeu_ps(dexp + 8 * b, _mm256_set1_ps(db));
+        }
+    }
+}
+
 static inline float dot_masked(const float *a, const float *b, int64_t n) {
     __m512 acc = _mm512_setzero_ps();
     int64_t l = 0;

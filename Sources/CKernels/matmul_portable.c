@@ -20,7 +20,7 @@ void tk_quantize_rows_portable(const float *x, int64_t k, int64_t j0, int64_t j1
             float id = db != 0.0f ? 1.0f / db : 0.0f;
             int sum[2] = {0, 0};
             for (int l = 0; l < TK_QK; l++) {
-                int v = b < nb ? (int)lrintf(xr[b * TK_QK + l] * id) : 0;
+                int v = b < nb ? (int)nearbyintf(xr[b * TK_QK + l] * id) : 0; // half to even, as SIMD
                 q[b * TK_QK + l] = (int8_t)v;
                 sum[l / 16] += v;
             }
