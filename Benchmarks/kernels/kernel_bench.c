@@ -1,7 +1,8 @@
 // Microbenchmark of tk_matmul at SmolLM2-135M's shapes (see BENCHMARKS-kernels.md).
-// Usage: kernel_bench [--threads N] [--check] [--portable] [--type NAME]
+// Usage: kernel_bench [--threads N] [--check] [--portable] [--type NAME] [--model-step]
 //   --check     compares the SIMD backend with the portable one on random weights first
 //   --portable  times the portable kernels instead of the CPU's best backend
+//   --model-step  times all products of one SmolLM2-135M step (decode m = 1, 8, 32; prefill 512)
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,16 +131,63 @@ static void dispatch_cost(tk_pool *pool) {
     printf("tk_pool_run dispatch (empty job, %d threads): %.2f us\n", tk_pool_threads(pool), best * 1e6);
 }
 
+static const type_info *find_type(const char *name) {
+    for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++)
+        if (!strcmp(types[ti].name, name)) return &types[ti];
+    return NULL;
+}
+
+// All matrix products of one SmolLM2-135M forward step for m tokens: 30 layers of Q4_1
+// (q, k, v, o, gate, up, down: 92 MB with the output, more than the L3 cache, as in the real
+// model) and the tied Q8_0 output matrix, each weight with its own buffer.
+static void model_step(tk_pool *pool, int64_t m, int logits_rows) {
+    enum { LAYERS = 30 };
+    static const struct { int64_t n, k; } layer[] = {{576, 576}, {192, 576}, {192, 576}, {576, 576},
+                                                     {1536, 576}, {1536, 576}, {576, 1536}};
+    const type_info *q4_1 = find_type("q4_1"), *q8_0 = find_type("q8_0");
+    void *w[LAYERS][7];
+    double bytes = 0, flops = 0;
+    for (int l = 0; l < LAYERS; l++)
+        for (int t = 0; t < 7; t++) {
+            w[l][t] = random_weights(q4_1, layer[t].n, layer[t].k);
+            bytes += (double)(layer[t].n * layer[t].k / 32 * 20);
+            flops += 2.0 * (double)(layer[t].n * layer[t].k * m);
+        }
+    void *out = random_weights(q8_0, 49152, 576);
+    int64_t out_rows = logits_rows < m ? logits_rows : m;
+    bytes += 49152.0 * 576 / 32 * 34;
+    flops += 2.0 * 49152 * 576 * (double)out_rows;
+    float *x = malloc(sizeof(float) * (size_t)(m * 1536)), *y = malloc(sizeof(float) * (size_t)(m * 49152));
+    for (int64_t i = 0; i < m * 1536; i++) x[i] = next_unit();
+    double best = 1e9;
+    for (int rep = 0; rep < 8; rep++) {
+        double t0 = now_s();
+        for (int l = 0; l < LAYERS; l++)
+            for (int t = 0; t < 7; t++) tk_matmul(pool, 3, w[l][t], layer[t].n, layer[t].k, x, m, y);
+        tk_matmul(pool, 8, out, 49152, 576, x, out_rows, y);
+        double dt = now_s() - t0;
+        if (rep > 0 && dt < best) best = dt;
+    }
+    printf("model step m=%-4lld (logits for %lld): %8.3f ms  %6.2f GB/s weights  %7.2f GFLOP/s  %8.1f tokens/s\n",
+           (long long)m, (long long)out_rows, best * 1e3, bytes / best * 1e-9, flops / best * 1e-9, (double)m / best);
+    for (int l = 0; l < LAYERS; l++)
+        for (int t = 0; t < 7; t++) free(w[l][t]);
+    free(out);
+    free(x);
+    free(y);
+}
+
 int main(int argc, char **argv) {
-    int threads = 2, do_check = 0, portable = 0;
+    int threads = 2, do_check = 0, portable = 0, step = 0;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--check")) do_check = 1;
         else if (!strcmp(argv[i], "--portable")) portable = 1;
+        else if (!strcmp(argv[i], "--model-step")) step = 1;
         else if (!strcmp(argv[i], "--type") && i + 1 < argc) only = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--check] [--portable] [--type NAME]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads N] [--check] [--portable] [--type NAME] [--model-step]\n", argv[0]);
             return 2;
         }
     }
@@ -148,6 +196,16 @@ int main(int argc, char **argv) {
     if (portable) tk_pool_set_backend(pool, "portable");
     printf("backend %s, %d threads\n", portable ? "portable" : tk_cpu_backend(), tk_pool_threads(pool));
     dispatch_cost(pool);
+    if (step) {
+        // Decode: one token (m = 1) or a batch of sequences each decoding one token; prefill: a
+        // 512-token prompt chunk with logits for its last position only.
+        model_step(pool, 1, 1);
+        model_step(pool, 8, 8);
+        model_step(pool, 32, 32);
+        model_step(pool, 512, 1);
+        tk_pool_destroy(pool);
+        return 0;
+    }
 
     static const struct { int64_t n, k; } shapes[] = {{576, 576}, {192, 576}, {1536, 576}, {576, 1536}, {49152, 576}};
     static const int64_t ms[] = {1, 8, 32, 512};

@@ -91,12 +91,21 @@ typedef struct {
     tk_f32_kernel f32_kernel;
     int64_t chunk_rows, n_chunks, n_xblocks;
     _Alignas(64) _Atomic int64_t next_task;
+    _Alignas(64) _Atomic int64_t next_xrow;
 } tk_matmul_job;
 
+#define TK_QUANTIZE_ROWS_PER_TASK 8
+
 static void quantize_task(void *p, int ith, int nth) {
+    (void)ith;
+    (void)nth;
     tk_matmul_job *job = p;
-    int64_t j0 = job->m * ith / nth, j1 = job->m * (ith + 1) / nth;
-    if (j0 < j1) job->quantize_rows(job->x, job->k, j0, j1, &job->act);
+    for (;;) {
+        int64_t j0 = atomic_fetch_add_explicit(&job->next_xrow, TK_QUANTIZE_ROWS_PER_TASK, memory_order_relaxed);
+        if (j0 >= job->m) return;
+        int64_t j1 = j0 + TK_QUANTIZE_ROWS_PER_TASK < job->m ? j0 + TK_QUANTIZE_ROWS_PER_TASK : job->m;
+        job->quantize_rows(job->x, job->k, j0, j1, &job->act);
+    }
 }
 
 static void product_task(void *p, int ith, int nth) {
@@ -163,7 +172,8 @@ int tk_matmul(tk_pool *pool, int wtype, const void *w, int64_t n, int64_t k, con
         job.act.s = job.act.d + b_stride * m;
         job.act.dexp = job.act.s + 2 * b_stride * m;
         // Quantizing one row is cheaper than waking the workers.
-        if (m >= 4 * nth && nth > 1) tk_pool_run(pool, quantize_task, &job);
+        atomic_store(&job.next_xrow, 0);
+        if (m >= 2 * TK_QUANTIZE_ROWS_PER_TASK && nth > 1) tk_pool_share(pool, quantize_task, &job);
         else job.quantize_rows(x, k, 0, m, &job.act);
     }
 
@@ -176,7 +186,7 @@ int tk_matmul(tk_pool *pool, int wtype, const void *w, int64_t n, int64_t k, con
     job.n_chunks = (n + chunk - 1) / chunk;
     job.n_xblocks = (m + TK_ROWS_PER_XBLOCK - 1) / TK_ROWS_PER_XBLOCK;
     atomic_store(&job.next_task, 0);
-    if (job.n_chunks * job.n_xblocks > 1) tk_pool_run(pool, product_task, &job);
+    if (job.n_chunks * job.n_xblocks > 1) tk_pool_share(pool, product_task, &job);
     else product_task(&job, 0, 1);
     free(owned);
     return 0;

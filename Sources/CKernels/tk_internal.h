@@ -62,6 +62,9 @@ tk_f32_kernel tk_f32_kernel_avx2(int wtype);
 // Scratch memory owned by the pool, reused across calls (the pool runs one job at a time).
 struct tk_pool;
 void *tk_pool_scratch(struct tk_pool *pool, size_t size);
+// Runs fn(ctx, ith, nth) on the caller and on whichever workers join before the caller is
+// done with it; fn must claim its work dynamically. Returns when every thread that joined left.
+void tk_pool_share(struct tk_pool *pool, void (*fn)(void *ctx, int ith, int nth), void *ctx);
 // The backend a pool's products use; NULL means the CPU's best (matmul.c).
 struct tk_backend;
 const struct tk_backend **tk_pool_backend_slot(struct tk_pool *pool);
