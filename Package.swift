@@ -81,6 +81,6 @@ let package = Package(
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "FleetPlanning"]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "GGUF"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "GGUF", "Tokenization"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "GGUF", "Tokenization", "CKernels"]),
     ]
 )

@@ -7,7 +7,7 @@
 #include "tk_internal.h"
 #include "tk_matmul.h"
 
-typedef struct {
+typedef struct tk_backend {
     const char *name;
     tk_quantize_rows_fn quantize_rows;
     tk_q8_kernel (*q8_kernel)(int wtype);
@@ -16,17 +16,43 @@ typedef struct {
 
 static tk_backend backend_portable = {"portable", tk_quantize_rows_portable, tk_q8_kernel_portable,
                                       tk_f32_kernel_portable};
-static const tk_backend *backend_active = &backend_portable;
-static pthread_once_t backend_once = PTHREAD_ONCE_INIT;
+#if defined(__x86_64__)
+static tk_backend backend_avx512 = {"avx512-vnni", tk_quantize_rows_avx512, tk_q8_kernel_avx512,
+                                    tk_f32_kernel_avx512};
+#endif
+static const tk_backend *best;
+static pthread_once_t best_once = PTHREAD_ONCE_INIT;
 
-static void choose_backend(void) { backend_active = &backend_portable; }
-
-static const tk_backend *backend(void) {
-    pthread_once(&backend_once, choose_backend);
-    return backend_active;
+static void choose_best(void) {
+    best = &backend_portable;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma"))
+        best = &backend_avx512;
+#endif
 }
 
-const char *tk_cpu_backend(void) { return backend()->name; }
+static const tk_backend *best_backend(void) {
+    pthread_once(&best_once, choose_best);
+    return best;
+}
+
+static const tk_backend *backend_for(tk_pool *pool) {
+    const tk_backend *chosen = pool ? *tk_pool_backend_slot(pool) : NULL;
+    return chosen ? chosen : best_backend();
+}
+
+const char *tk_cpu_backend(void) { return best_backend()->name; }
+
+int tk_pool_set_backend(tk_pool *pool, const char *name) {
+    if (!pool || !name) return -1;
+    if (strcmp(name, "portable") == 0) *tk_pool_backend_slot(pool) = &backend_portable;
+    else if (strcmp(name, best_backend()->name) == 0) *tk_pool_backend_slot(pool) = best_backend();
+    else return -1;
+    return 0;
+}
 
 // Block geometry of a weight type: weights per block and bytes per block; 0 if unsupported.
 static int block_geometry(int wtype, int64_t *block_size, int64_t *block_bytes) {
@@ -65,12 +91,21 @@ typedef struct {
     tk_f32_kernel f32_kernel;
     int64_t chunk_rows, n_chunks, n_xblocks;
     _Alignas(64) _Atomic int64_t next_task;
+    _Alignas(64) _Atomic int64_t next_xrow;
 } tk_matmul_job;
 
+#define TK_QUANTIZE_ROWS_PER_TASK 8
+
 static void quantize_task(void *p, int ith, int nth) {
+    (void)ith;
+    (void)nth;
     tk_matmul_job *job = p;
-    int64_t j0 = job->m * ith / nth, j1 = job->m * (ith + 1) / nth;
-    if (j0 < j1) job->quantize_rows(job->x, job->k, j0, j1, &job->act);
+    for (;;) {
+        int64_t j0 = atomic_fetch_add_explicit(&job->next_xrow, TK_QUANTIZE_ROWS_PER_TASK, memory_order_relaxed);
+        if (j0 >= job->m) return;
+        int64_t j1 = j0 + TK_QUANTIZE_ROWS_PER_TASK < job->m ? j0 + TK_QUANTIZE_ROWS_PER_TASK : job->m;
+        job->quantize_rows(job->x, job->k, j0, j1, &job->act);
+    }
 }
 
 static void product_task(void *p, int ith, int nth) {
@@ -103,7 +138,7 @@ int tk_matmul(tk_pool *pool, int wtype, const void *w, int64_t n, int64_t k, con
         memset(y, 0, (size_t)(n * m) * sizeof(float));
         return 0;
     }
-    const tk_backend *be = backend();
+    const tk_backend *be = backend_for(pool);
     tk_matmul_job job;
     memset(&job, 0, sizeof(job));
     job.w = w;
@@ -125,8 +160,8 @@ int tk_matmul(tk_pool *pool, int wtype, const void *w, int64_t n, int64_t k, con
     void *owned = NULL;
     if (job.q8_kernel) {
         int64_t nb = k / TK_QK, b_stride = (nb + 1) / 2 * 2, q_stride = b_stride * TK_QK;
-        // Per row: q (q_stride bytes), d and s (b_stride floats each), dexp (8 b_stride floats).
-        size_t row_size = (size_t)q_stride + (size_t)b_stride * 10 * sizeof(float);
+        // Per row: q (q_stride bytes), d (b_stride floats), s (2 b_stride), dexp (8 b_stride).
+        size_t row_size = (size_t)q_stride + (size_t)b_stride * 11 * sizeof(float);
         size_t size = row_size * (size_t)m;
         uint8_t *mem = pool ? tk_pool_scratch(pool, size) : (owned = aligned_alloc(64, (size + 63) / 64 * 64));
         if (!mem) return -1;
@@ -135,9 +170,10 @@ int tk_matmul(tk_pool *pool, int wtype, const void *w, int64_t n, int64_t k, con
         job.act.q = (int8_t *)mem;
         job.act.d = (float *)(mem + (size_t)q_stride * (size_t)m);
         job.act.s = job.act.d + b_stride * m;
-        job.act.dexp = job.act.s + b_stride * m;
+        job.act.dexp = job.act.s + 2 * b_stride * m;
         // Quantizing one row is cheaper than waking the workers.
-        if (m >= 4 * nth && nth > 1) tk_pool_run(pool, quantize_task, &job);
+        atomic_store(&job.next_xrow, 0);
+        if (m >= 2 * TK_QUANTIZE_ROWS_PER_TASK && nth > 1) tk_pool_share(pool, quantize_task, &job);
         else job.quantize_rows(x, k, 0, m, &job.act);
     }
 
@@ -150,7 +186,7 @@ int tk_matmul(tk_pool *pool, int wtype, const void *w, int64_t n, int64_t k, con
     job.n_chunks = (n + chunk - 1) / chunk;
     job.n_xblocks = (m + TK_ROWS_PER_XBLOCK - 1) / TK_ROWS_PER_XBLOCK;
     atomic_store(&job.next_task, 0);
-    if (job.n_chunks * job.n_xblocks > 1) tk_pool_run(pool, product_task, &job);
+    if (job.n_chunks * job.n_xblocks > 1) tk_pool_share(pool, product_task, &job);
     else product_task(&job, 0, 1);
     free(owned);
     return 0;

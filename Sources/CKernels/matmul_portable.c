@@ -10,7 +10,7 @@ void tk_quantize_rows_portable(const float *x, int64_t k, int64_t j0, int64_t j1
         const float *xr = x + j * k;
         int8_t *q = out->q + j * out->q_stride;
         float *d = out->d + j * out->b_stride;
-        float *s = out->s + j * out->b_stride;
+        float *s = out->s + j * out->b_stride * 2;
         float *dexp = out->dexp + j * out->b_stride * 8;
         for (int64_t b = 0; b < out->b_stride; b++) {
             float amax = 0.0f;
@@ -18,14 +18,15 @@ void tk_quantize_rows_portable(const float *x, int64_t k, int64_t j0, int64_t j1
                 for (int l = 0; l < TK_QK; l++) amax = fmaxf(amax, fabsf(xr[b * TK_QK + l]));
             float db = amax / 127.0f;
             float id = db != 0.0f ? 1.0f / db : 0.0f;
-            int sum = 0;
+            int sum[2] = {0, 0};
             for (int l = 0; l < TK_QK; l++) {
-                int v = b < nb ? (int)lrintf(xr[b * TK_QK + l] * id) : 0;
+                int v = b < nb ? (int)nearbyintf(xr[b * TK_QK + l] * id) : 0; // half to even, as SIMD
                 q[b * TK_QK + l] = (int8_t)v;
-                sum += v;
+                sum[l / 16] += v;
             }
             d[b] = db;
-            s[b] = db * (float)sum;
+            s[2 * b] = db * (float)sum[0];
+            s[2 * b + 1] = db * (float)sum[1];
             for (int l = 0; l < 8; l++) dexp[b * 8 + l] = db;
         }
     }
@@ -53,7 +54,7 @@ static float dot_q4_1(const uint8_t *w, int64_t k, const int8_t *xq, const float
         const uint8_t *qs = w + 4;
         int sum = 0;
         for (int l = 0; l < 16; l++) sum += (qs[l] & 0xF) * xq[l] + (qs[l] >> 4) * xq[l + 16];
-        acc += tk_read_f16(w) * xd[b] * (float)sum + tk_read_f16(w + 2) * xs[b];
+        acc += tk_read_f16(w) * xd[b] * (float)sum + tk_read_f16(w + 2) * (xs[2 * b] + xs[2 * b + 1]);
     }
     return acc;
 }
@@ -85,7 +86,7 @@ static float dot_q5_1(const uint8_t *w, int64_t k, const int8_t *xq, const float
     float acc = 0.0f;
     for (int64_t b = 0; b < k / TK_QK; b++, w += TK_Q5_1_BYTES, xq += TK_QK)
         acc += tk_read_f16(w) * xd[b] * (float)q5_sum(w + 8, tk_read_u32(w + 4), xq, 0) +
-               tk_read_f16(w + 2) * xs[b];
+               tk_read_f16(w + 2) * (xs[2 * b] + xs[2 * b + 1]);
     return acc;
 }
 
@@ -125,7 +126,7 @@ static float dot_q4_K(const uint8_t *w, int64_t k, const int8_t *xq, const float
             int shift = (j & 1) * 4, sum = 0, sc, mn;
             for (int l = 0; l < 32; l++) sum += ((q[l] >> shift) & 0xF) * x[l];
             k_scale_min(j, scales, &sc, &mn);
-            acc += d * (float)sc * xd[b] * (float)sum - dmin * (float)mn * xs[b];
+            acc += d * (float)sc * xd[b] * (float)sum - dmin * (float)mn * (xs[2 * b] + xs[2 * b + 1]);
         }
     }
     return acc;
@@ -145,7 +146,7 @@ static float dot_q5_K(const uint8_t *w, int64_t k, const int8_t *xq, const float
             for (int l = 0; l < 32; l++)
                 sum += (((q[l] >> shift) & 0xF) | (((qh[l] >> j) & 1) << 4)) * x[l];
             k_scale_min(j, scales, &sc, &mn);
-            acc += d * (float)sc * xd[b] * (float)sum - dmin * (float)mn * xs[b];
+            acc += d * (float)sc * xd[b] * (float)sum - dmin * (float)mn * (xs[2 * b] + xs[2 * b + 1]);
         }
     }
     return acc;
@@ -184,7 +185,7 @@ static float dot_q6_K(const uint8_t *w, int64_t k, const int8_t *xq, const float
         for (int64_t i = i0; i < i1; i++)                                                      \
             for (int64_t j = j0; j < j1; j++)                                                  \
                 y[j * ldy + i] = dotfn(w + i * row_bytes, k, x->q + j * x->q_stride,           \
-                                       x->d + j * x->b_stride, x->s + j * x->b_stride);        \
+                                       x->d + j * x->b_stride, x->s + j * x->b_stride * 2);        \
     }
 
 TK_Q8_KERNEL(kernel_q4_0, dot_q4_0)

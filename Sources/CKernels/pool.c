@@ -1,6 +1,14 @@
 // Compute thread pool: persistent workers woken per job by a generation counter.
 // Workers spin for a short while after a job (decode issues hundreds of small jobs per token),
 // then sleep on a futex so an idle pool costs no CPU.
+//
+// Two kinds of job: tk_pool_run calls fn on every thread and waits for all of them; a shared
+// job (tk_pool_share, used by tk_matmul) is joined only by the workers that arrive while the
+// caller is still working on it — fn claims work dynamically — so on a machine busier than its
+// cores a descheduled worker costs nothing instead of a scheduler time slice per job.
+// A worker enters a job only after announcing itself in `active` and then finding the job
+// still open (`open_gen`); the caller closes the job and waits for `active` to drain before
+// the job's context may go away (both sides seq_cst, so one of them sees the other).
 #define _GNU_SOURCE
 #include "tk_matmul.h"
 #include "tk_internal.h"
@@ -32,13 +40,17 @@ struct tk_pool {
     pthread_t *threads;
     void (*fn)(void *ctx, int ith, int nth);
     void *ctx;
-    _Alignas(64) _Atomic uint32_t generation; // bumped per job; futex word
+    int shared;                               // the current job is a shared one
+    _Alignas(64) _Atomic uint32_t generation; // bumped per job (never 0); futex word
+    _Alignas(64) _Atomic uint32_t open_gen;   // generation of the job still open, or 0
+    _Alignas(64) _Atomic int active;          // workers inside (or about to check) a job
     _Alignas(64) _Atomic int sleepers;
-    _Alignas(64) _Atomic int finished;        // workers done with the current job
+    _Alignas(64) _Atomic int finished;        // workers done with the current tk_pool_run job
     _Atomic int quit;
     // Per-call scratch for tk_matmul (quantized activations); only the caller touches it.
     void *scratch;
     size_t scratch_size;
+    const struct tk_backend *backend;
 };
 
 typedef struct {
@@ -89,8 +101,13 @@ static void *tk_worker_main(void *p) {
     for (;;) {
         seen = tk_wait_generation(pool, seen);
         if (atomic_load_explicit(&pool->quit, memory_order_acquire)) return NULL;
-        pool->fn(pool->ctx, arg.ith, pool->n_threads);
-        atomic_fetch_add_explicit(&pool->finished, 1, memory_order_acq_rel);
+        atomic_fetch_add(&pool->active, 1);
+        if (atomic_load(&pool->open_gen) == seen) {
+            int shared = pool->shared;
+            pool->fn(pool->ctx, arg.ith, pool->n_threads);
+            if (!shared) atomic_fetch_add_explicit(&pool->finished, 1, memory_order_acq_rel);
+        }
+        atomic_fetch_sub_explicit(&pool->active, 1, memory_order_release);
     }
 }
 
@@ -124,7 +141,8 @@ tk_pool *tk_pool_create(int n_threads) {
 void tk_pool_destroy(tk_pool *pool) {
     if (!pool) return;
     atomic_store(&pool->quit, 1);
-    atomic_fetch_add(&pool->generation, 1);
+    uint32_t g = atomic_load(&pool->generation) + 1;
+    atomic_store(&pool->generation, g == 0 ? 1 : g);
     tk_futex_wake_all(&pool->generation);
     for (int i = 1; i < pool->n_threads; i++) pthread_join(pool->threads[i], NULL);
     free(pool->threads);
@@ -134,23 +152,40 @@ void tk_pool_destroy(tk_pool *pool) {
 
 int tk_pool_threads(const tk_pool *pool) { return pool ? pool->n_threads : 1; }
 
-void tk_pool_run(tk_pool *pool, void (*fn)(void *ctx, int ith, int nth), void *ctx) {
+static void tk_wait_zero(_Atomic int *counter, int target) {
+    for (int spins = 0; atomic_load_explicit(counter, memory_order_acquire) != target; spins++) {
+        // A worker may have been descheduled on a busy machine: stop burning its core.
+        if (spins > 20000) sched_yield();
+        else tk_cpu_relax();
+    }
+}
+
+static void tk_pool_dispatch(tk_pool *pool, void (*fn)(void *ctx, int ith, int nth), void *ctx, int shared) {
     if (!pool || pool->n_threads == 1) {
         fn(ctx, 0, 1);
         return;
     }
     pool->fn = fn;
     pool->ctx = ctx;
+    pool->shared = shared;
     atomic_store_explicit(&pool->finished, 0, memory_order_relaxed);
-    atomic_fetch_add(&pool->generation, 1); // seq_cst: publishes fn/ctx, pairs with sleepers
+    uint32_t g = atomic_load_explicit(&pool->generation, memory_order_relaxed) + 1;
+    if (g == 0) g = 1;
+    atomic_store(&pool->open_gen, g);
+    atomic_store(&pool->generation, g); // seq_cst: publishes the job, pairs with sleepers
     if (atomic_load(&pool->sleepers) > 0) tk_futex_wake_all(&pool->generation);
     fn(ctx, 0, pool->n_threads);
-    int others = pool->n_threads - 1;
-    for (int spins = 0; atomic_load_explicit(&pool->finished, memory_order_acquire) != others; spins++) {
-        // A worker may have been descheduled on a busy machine: stop burning its core.
-        if (spins > 100000) sched_yield();
-        else tk_cpu_relax();
-    }
+    if (!shared) tk_wait_zero(&pool->finished, pool->n_threads - 1);
+    atomic_store(&pool->open_gen, 0);
+    tk_wait_zero(&pool->active, 0);
+}
+
+void tk_pool_run(tk_pool *pool, void (*fn)(void *ctx, int ith, int nth), void *ctx) {
+    tk_pool_dispatch(pool, fn, ctx, 0);
+}
+
+void tk_pool_share(tk_pool *pool, void (*fn)(void *ctx, int ith, int nth), void *ctx) {
+    tk_pool_dispatch(pool, fn, ctx, 1);
 }
 
 void *tk_pool_scratch(tk_pool *pool, size_t size) {
@@ -160,3 +195,5 @@ void *tk_pool_scratch(tk_pool *pool, size_t size) {
     pool->scratch_size = pool->scratch ? size : 0;
     return pool->scratch;
 }
+
+const struct tk_backend **tk_pool_backend_slot(tk_pool *pool) { return &pool->backend; }

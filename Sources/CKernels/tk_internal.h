@@ -23,13 +23,14 @@ enum {
 #define TK_Q6_K_BYTES 210 // 128 low nibbles, 64 high 2-bits, 16 int8 scales, f16 d
 
 // Activations quantized to 8 bits per block of 32 (one row of X per row here):
-// x ≈ d[b] * q[32b + l]; s[b] = d[b] * Σ_l q[32b + l]; dexp holds d[b] repeated 8 times (the
-// layout SIMD kernels multiply int32 lane sums with). Rows are padded with zero blocks to an
-// even block count so kernels may work on pairs of blocks.
+// x ≈ d[b] * q[32b + l]; s[2b + h] = d[b] * Σ q over half h (16 values) of block b (weight
+// offsets like Q4_0's -8 are applied through these sums); dexp holds d[b] repeated 8 times
+// (the layout SIMD kernels multiply int32 lane sums with). Rows are padded with zero blocks
+// to an even block count so kernels may work on pairs of blocks.
 typedef struct {
     int8_t *q;      // row stride q_stride bytes
     float *d;       // row stride b_stride floats
-    float *s;       // row stride b_stride floats
+    float *s;       // row stride 2 * b_stride floats
     float *dexp;    // row stride 8 * b_stride floats
     int64_t q_stride;
     int64_t b_stride;
@@ -61,6 +62,12 @@ tk_f32_kernel tk_f32_kernel_avx2(int wtype);
 // Scratch memory owned by the pool, reused across calls (the pool runs one job at a time).
 struct tk_pool;
 void *tk_pool_scratch(struct tk_pool *pool, size_t size);
+// Runs fn(ctx, ith, nth) on the caller and on whichever workers join before the caller is
+// done with it; fn must claim its work dynamically. Returns when every thread that joined left.
+void tk_pool_share(struct tk_pool *pool, void (*fn)(void *ctx, int ith, int nth), void *ctx);
+// The backend a pool's products use; NULL means the CPU's best (matmul.c).
+struct tk_backend;
+const struct tk_backend **tk_pool_backend_slot(struct tk_pool *pool);
 
 static inline float tk_fp16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;

@@ -35,6 +35,11 @@ int tk_matmul_supports(int wtype);
 // The SIMD path chosen for this CPU: "avx512-vnni", "avx2" or "portable".
 const char *tk_cpu_backend(void);
 
+// Makes tk_matmul calls on this pool use the named backend instead of the CPU's best (for
+// tests and benchmarks comparing paths): "portable", or the name tk_cpu_backend() returns.
+// Returns 0, or -1 for any other name. Call it while the pool runs nothing.
+int tk_pool_set_backend(tk_pool *pool, const char *name);
+
 #ifdef __cplusplus
 }
 #endif
