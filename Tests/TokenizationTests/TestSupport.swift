@@ -1,0 +1,87 @@
+import Foundation
+import Tokenization
+
+/// Runs the Python references in Tests/TokenizationTests/Python (independent implementations:
+/// Hugging Face `tokenizers`, `sentencepiece`, `jinja2`, the `gguf` package).
+enum PythonReference {
+    static let scriptsFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Python")
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Runs `script` with `arguments`, feeding `input` as JSON on stdin; decodes stdout as `T`.
+    static func run<T: Decodable>(_ script: String, _ arguments: [String] = [], input: some Encodable, as: T.Type) throws -> T {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", scriptsFolder.appendingPathComponent(script).path] + arguments
+        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        process.standardError = stderr
+        try process.run()
+        let encoder = JSONEncoder()
+        // Sorted keys: Python then sees objects' keys in a known order (tests write them sorted).
+        encoder.outputFormatting = .sortedKeys
+        let inputData = try encoder.encode(input)
+        // Write from another thread so a large input cannot deadlock against a full stdout pipe.
+        let writer = Thread {
+            stdin.fileHandleForWriting.write(inputData)
+            try? stdin.fileHandleForWriting.close()
+        }
+        writer.start()
+        let output = stdout.fileHandleForReading.readDataToEndOfFile()
+        let errors = stderr.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw Failure(description: "\(script) failed (\(process.terminationStatus)): \(String(decoding: errors, as: UTF8.self))")
+        }
+        return try JSONDecoder().decode(T.self, from: output)
+    }
+}
+
+enum DefaultModel {
+    /// The default model's path, by the same rule as scripts/fetch-model.sh.
+    static var path: String {
+        let environment = ProcessInfo.processInfo.environment
+        let cache = environment["TANDEM_CACHE_DIR"]
+            ?? (environment["XDG_CACHE_HOME"] ?? (NSHomeDirectory() + "/.cache")) + "/tandem"
+        return cache + "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+    }
+
+    static var isAvailable: Bool { FileManager.default.fileExists(atPath: path) }
+
+    /// The file's tokenizer metadata as the `gguf` package reads it.
+    struct Metadata: Decodable {
+        var model: String
+        var pre: String?
+        var tokens: [String]
+        var tokenTypes: [Int32]
+        var merges: [String]
+        var bos: Int32?
+        var eos: Int32?
+        var unknown: Int32?
+        var padding: Int32?
+        var addBOS: Bool?
+        var chatTemplate: String?
+
+        enum CodingKeys: String, CodingKey {
+            case model = "tokenizer.ggml.model", pre = "tokenizer.ggml.pre", tokens = "tokenizer.ggml.tokens"
+            case tokenTypes = "tokenizer.ggml.token_type", merges = "tokenizer.ggml.merges"
+            case bos = "tokenizer.ggml.bos_token_id", eos = "tokenizer.ggml.eos_token_id"
+            case unknown = "tokenizer.ggml.unknown_token_id", padding = "tokenizer.ggml.padding_token_id"
+            case addBOS = "tokenizer.ggml.add_bos_token", chatTemplate = "tokenizer.chat_template"
+        }
+
+        func configuration(preTokenizer: String? = nil) -> TokenizerConfiguration {
+            TokenizerConfiguration(
+                model: model == "llama" ? .llama : .gpt2, tokens: tokens, tokenTypes: tokenTypes, merges: merges,
+                preTokenizer: preTokenizer ?? pre, bosTokenID: bos, eosTokenID: eos, unknownTokenID: unknown,
+                paddingTokenID: padding, addBOS: addBOS)
+        }
+    }
+
+    static let metadata: Result<Metadata, Error> = Result {
+        try PythonReference.run("vocab_dump.py", [path], input: [String](), as: Metadata.self)
+    }
+}

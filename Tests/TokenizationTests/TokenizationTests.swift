@@ -1,4 +1,0 @@
-import Testing
-import Tokenization
-
-@Test func tokenizationBuilds() {}
