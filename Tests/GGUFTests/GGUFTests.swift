@@ -1,4 +1,0 @@
-import Testing
-import GGUF
-
-@Test func ggufBuilds() {}
