@@ -54,27 +54,9 @@ int tk_pool_set_backend(tk_pool *pool, const char *name) {
     return 0;
 }
 
-// Block geometry of a weight type: weights per block and bytes per block; 0 if unsupported.
-static int block_geometry(int wtype, int64_t *block_size, int64_t *block_bytes) {
-    switch (wtype) {
-    case TK_F32: *block_size = 1; *block_bytes = 4; return 1;
-    case TK_F16: *block_size = 1; *block_bytes = 2; return 1;
-    case TK_BF16: *block_size = 1; *block_bytes = 2; return 1;
-    case TK_Q4_0: *block_size = TK_QK; *block_bytes = TK_Q4_0_BYTES; return 1;
-    case TK_Q4_1: *block_size = TK_QK; *block_bytes = TK_Q4_1_BYTES; return 1;
-    case TK_Q5_0: *block_size = TK_QK; *block_bytes = TK_Q5_0_BYTES; return 1;
-    case TK_Q5_1: *block_size = TK_QK; *block_bytes = TK_Q5_1_BYTES; return 1;
-    case TK_Q8_0: *block_size = TK_QK; *block_bytes = TK_Q8_0_BYTES; return 1;
-    case TK_Q4_K: *block_size = TK_QK_K; *block_bytes = TK_Q4_K_BYTES; return 1;
-    case TK_Q5_K: *block_size = TK_QK_K; *block_bytes = TK_Q5_K_BYTES; return 1;
-    case TK_Q6_K: *block_size = TK_QK_K; *block_bytes = TK_Q6_K_BYTES; return 1;
-    default: return 0;
-    }
-}
-
 int tk_matmul_supports(int wtype) {
-    int64_t bs, bb;
-    return block_geometry(wtype, &bs, &bb);
+    // Every type with a dequantizer has a portable kernel (checked by the tests).
+    return tk_q8_kernel_portable(wtype) != NULL || tk_f32_kernel_portable(wtype) != NULL;
 }
 
 // Activation rows per task: a block of quantized X that stays in L2 while weight chunks stream.
@@ -130,8 +112,8 @@ static void product_task(void *p, int ith, int nth) {
 
 int tk_matmul(tk_pool *pool, int wtype, const void *w, int64_t n, int64_t k, const float *x,
               int64_t m, float *y) {
-    int64_t block_size, block_bytes;
-    if (!block_geometry(wtype, &block_size, &block_bytes)) return -1;
+    if (!tk_matmul_supports(wtype)) return -1;
+    int64_t block_size = tk_type_block_size(wtype), block_bytes = tk_type_block_bytes(wtype);
     if (n < 0 || k < 0 || m < 0 || k % block_size != 0) return -1;
     if (n == 0 || m == 0) return 0;
     if (k == 0) {

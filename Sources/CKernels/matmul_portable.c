@@ -231,7 +231,7 @@ static inline float load_f32(const uint8_t *w, int64_t l) {
     return f;
 }
 static inline float load_f16(const uint8_t *w, int64_t l) { return tk_read_f16(w + 2 * l); }
-static inline float load_bf16(const uint8_t *w, int64_t l) { return tk_bf16_to_f32(tk_read_u16(w + 2 * l)); }
+static inline float load_bf16(const uint8_t *w, int64_t l) { return tk_bf16_to_fp32(tk_read_u16(w + 2 * l)); }
 
 TK_F32_KERNEL(kernel_f32, load_f32)
 TK_F32_KERNEL(kernel_f16, load_f16)

@@ -4,13 +4,16 @@
 #include <stdint.h>
 #include <string.h>
 
-// ggml tensor type ids (ggml.h's enum ggml_type).
+#include "tk_dequantize.h" // type ids, block geometry, fp16/bf16 conversion
+
+// Short names for the ggml type ids the kernels handle.
 enum {
-    TK_F32 = 0, TK_F16 = 1, TK_Q4_0 = 2, TK_Q4_1 = 3, TK_Q5_0 = 6, TK_Q5_1 = 7, TK_Q8_0 = 8,
-    TK_Q4_K = 12, TK_Q5_K = 13, TK_Q6_K = 14, TK_BF16 = 30,
+    TK_F32 = TK_TYPE_F32, TK_F16 = TK_TYPE_F16, TK_BF16 = TK_TYPE_BF16,
+    TK_Q4_0 = TK_TYPE_Q4_0, TK_Q4_1 = TK_TYPE_Q4_1, TK_Q5_0 = TK_TYPE_Q5_0, TK_Q5_1 = TK_TYPE_Q5_1,
+    TK_Q8_0 = TK_TYPE_Q8_0, TK_Q4_K = TK_TYPE_Q4_K, TK_Q5_K = TK_TYPE_Q5_K, TK_Q6_K = TK_TYPE_Q6_K,
 };
 
-// Block sizes in bytes of the GGUF block layouts (ggml-common.h).
+// Block sizes in bytes of the GGUF block layouts (ggml-common.h), as constants for the kernels.
 #define TK_QK 32     // weights per block of the 32-wide types
 #define TK_QK_K 256  // weights per K-quant super-block
 #define TK_Q4_0_BYTES 18  // f16 d, 16 bytes of nibbles
@@ -69,35 +72,5 @@ void tk_pool_share(struct tk_pool *pool, void (*fn)(void *ctx, int ith, int nth)
 struct tk_backend;
 const struct tk_backend **tk_pool_backend_slot(struct tk_pool *pool);
 
-static inline float tk_fp16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1f;
-    uint32_t mant = h & 0x3ff;
-    uint32_t bits;
-    if (exp == 0) {
-        if (mant == 0) {
-            bits = sign;
-        } else { // subnormal: renormalize
-            exp = 127 - 15 + 1;
-            while (!(mant & 0x400)) { mant <<= 1; exp--; }
-            bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (mant << 13);
-    } else {
-        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-static inline float tk_bf16_to_f32(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
 static inline uint16_t tk_read_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-static inline float tk_read_f16(const uint8_t *p) { return tk_fp16_to_f32(tk_read_u16(p)); }
+static inline float tk_read_f16(const uint8_t *p) { return tk_fp16_to_fp32(tk_read_u16(p)); }
