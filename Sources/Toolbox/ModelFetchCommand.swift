@@ -14,5 +14,5 @@ struct ModelFetchCommand: ParsableCommand {
 
 /// The default model's path, fetching it first (progress on stderr) when it is not cached.
 func fetchDefaultModel() throws -> String {
-    throw ToolboxError("default model fetching is not available yet; pass --model PATH")
+    try DefaultModel.fetch { printError("tandem: \($0)") }
 }

@@ -5,7 +5,7 @@ public struct TandemCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "tandem",
         abstract: "LLM inference toolbox: generate text, benchmark, fetch the default model.",
-        subcommands: [BenchCommand.self, ModelCommand.self])
+        subcommands: [GenerateCommand.self, BenchCommand.self, ModelCommand.self])
 
     public init() {}
 }
