@@ -3,6 +3,7 @@
 // online one cache block at a time (running max and sum), so no buffer grows with the
 // context length.
 #include "tk_attention.h"
+#include "tk_fast_exp.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,17 +11,6 @@
 #define TK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #define TK_MAX_BLOCK 256
 #define TK_MAX_HEAD_DIM 512
-
-static inline float dot(const float *a, const float *b, int n) {
-    float lanes[16] = {0};
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int l = 0; l < 16; l++) lanes[l] += a[i + l] * b[i + l];
-    float sum = 0;
-    for (int l = 0; l < 16; l++) sum += lanes[l];
-    for (; i < n; i++) sum += a[i] * b[i];
-    return sum;
-}
 
 TK_CLONES
 static void attend_one(const tk_attention_args *a, int seq, int row, int head) {
@@ -41,21 +31,30 @@ static void attend_one(const tk_attention_args *a, int seq, int row, int head) {
     for (int start = 0; start <= pos; start += bs) {
         const int count = (pos - start + 1) < bs ? (pos - start + 1) : bs;
         const float *block = a->kv_layer + (long)table[start / bs] * block_stride;
-        const float *k = block + (long)kvh * bs * hd;
-        const float *v = block + v_offset + (long)kvh * bs * hd;
+        const float *kt = block + (long)kvh * bs * hd;          // [head_dim][block_size]
+        const float *v = block + v_offset + (long)kvh * bs * hd; // [block_size][head_dim]
+        // Scores of the whole block at once: K is stored transposed, so the inner loop runs
+        // over the block's slots (one vector) with no horizontal sums.
+        for (int j = 0; j < bs; j++) scores[j] = 0;
+        for (int d = 0; d < hd; d++) {
+            const float qd = q[d];
+            const float *kd = kt + (long)d * bs;
+            for (int j = 0; j < bs; j++) scores[j] += qd * kd[j];
+        }
         float block_max = -INFINITY;
         for (int j = 0; j < count; j++) {
-            scores[j] = dot(q, k + (long)j * hd, hd) * a->scale;
-            if (scores[j] > block_max) block_max = scores[j];
+            scores[j] *= a->scale;
+            block_max = scores[j] > block_max ? scores[j] : block_max;
         }
         if (block_max > running_max) {
-            const float rescale = expf(running_max - block_max);
+            const float rescale = tk_fast_expf(running_max - block_max);
             for (int d = 0; d < hd; d++) acc[d] *= rescale;
             running_sum *= rescale;
             running_max = block_max;
         }
+        for (int j = 0; j < count; j++) scores[j] = tk_fast_expf(scores[j] - running_max);
         for (int j = 0; j < count; j++) {
-            const float w = expf(scores[j] - running_max);
+            const float w = scores[j];
             running_sum += w;
             const float *vj = v + (long)j * hd;
             for (int d = 0; d < hd; d++) acc[d] += w * vj[d];

@@ -1,6 +1,7 @@
 // Row-wise and element-wise operations of the forward pass. Hot loops are compiled for
 // AVX-512 / AVX2 / baseline and picked at load time (target_clones).
 #include "tk_ops.h"
+#include "tk_fast_exp.h"
 #include <math.h>
 
 #define TK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -66,7 +67,7 @@ TK_CLONES
 void tk_swiglu(float *gate, const float *up, long n) {
     for (long i = 0; i < n; i++) {
         const float g = gate[i];
-        gate[i] = g / (1.0f + expf(-g)) * up[i];
+        gate[i] = g / (1.0f + tk_fast_expf(-g)) * up[i];
     }
 }
 

@@ -15,7 +15,7 @@ struct ProcessMemory {
         }
         func kilobytes(_ key: String) -> Int? {
             guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return nil }
-            let digits = line.dropFirst(key.count + 1).split(separator: " ").first
+            let digits = line.dropFirst(key.count + 1).split(whereSeparator: { $0 == " " || $0 == "\t" }).first
             return digits.flatMap { Int($0) }.map { $0 * 1024 }
         }
         return ProcessMemory(peakResident: kilobytes("VmHWM"), residentFileBacked: kilobytes("RssFile"),

@@ -24,12 +24,12 @@ import Testing
                 cache.write(layer: layer, position: position, blockTable: table, key: key, value: value)
             }
         }
-        // Position 5 of layer 1 sits in block table[1] = 0, slot 1; head 1's key starts at
-        // head 1 · blockSize · headDim + slot · headDim floats into the block.
+        // Position 5 of layer 1 sits in block table[1] = 0, slot 1. Keys are [head][dim][slot]:
+        // head 1, dimension 2 is at 1 · headDim · blockSize + 2 · blockSize + slot.
         let block = cache.blockBytes(layer: 1, block: 0).bindMemory(to: Float.self)
-        #expect(block[1 * 4 * 4 + 1 * 4] == Float(1000 + 50 + 4))
-        // Its value: after all K heads (2 · 4 · 4 floats).
-        #expect(block[2 * 4 * 4 + 1 * 4 * 4 + 1 * 4] == -Float(1000 + 50 + 4))
+        #expect(block[1 * 4 * 4 + 2 * 4 + 1] == Float(1000 + 50 + 4 + 2))
+        // Values are [head][slot][dim], after all keys (2 · 4 · 4 floats).
+        #expect(block[2 * 4 * 4 + 1 * 4 * 4 + 1 * 4 + 2] == -Float(1000 + 50 + 4 + 2))
         var key = [Float](repeating: 0, count: 8), value = key
         cache.read(layer: 0, position: 3, blockTable: table, key: &key, value: &value)
         #expect(key == (0..<8).map { Float(30 + $0) })

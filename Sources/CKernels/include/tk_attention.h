@@ -1,7 +1,8 @@
 // Causal grouped-query attention over a paged KV cache (engine side).
 //
-// KV cache layout of one layer (float32): [num_blocks][2][kv_heads][block_size][head_dim],
-// index 0 of the second axis is K, 1 is V. A sequence's token at position p lives in block
+// KV cache layout of one layer (float32), per block: K as [kv_heads][head_dim][block_size]
+// (transposed: one dimension of all the block's slots is contiguous), then V as
+// [kv_heads][block_size][head_dim]. A sequence's token at position p lives in block
 // block_table[p / block_size], slot p % block_size.
 #pragma once
 #include <stdint.h>

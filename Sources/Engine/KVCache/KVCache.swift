@@ -44,36 +44,37 @@ public final class KVCache {
         return UnsafeMutableRawBufferPointer(start: start, count: layout.bytesPerLayerBlock)
     }
 
-    private func slot(_ layer: Int, _ position: Int, _ blockTable: [Int32], isValue: Bool) -> UnsafeMutablePointer<Float> {
+    /// Start of `layer`'s block holding `position`, and the slot within it.
+    private func locate(_ layer: Int, _ position: Int, _ blockTable: [Int32]) -> (block: UnsafeMutablePointer<Float>, slot: Int) {
         let block = Int(blockTable[position / layout.blockSize])
         precondition((0..<layout.numBlocks).contains(block), "block id \(block) outside the cache")
-        return layerBase(layer) + block * layout.floatsPerLayerBlock
-            + (isValue ? layout.kvHeads * layout.floatsPerHeadBlock : 0)
-            + (position % layout.blockSize) * layout.headDim
+        return (layerBase(layer) + block * layout.floatsPerLayerBlock, position % layout.blockSize)
     }
 
     /// Stores the keys and values (`kvHeads × headDim` floats each, head-major) of the token at
     /// `position` of the sequence owning `blockTable`.
     public func write(layer: Int, position: Int, blockTable: [Int32],
                       key: UnsafePointer<Float>, value: UnsafePointer<Float>) {
-        let k = slot(layer, position, blockTable, isValue: false)
-        let v = slot(layer, position, blockTable, isValue: true)
-        let hd = layout.headDim, stride = layout.floatsPerHeadBlock
+        let (block, slot) = locate(layer, position, blockTable)
+        let hd = layout.headDim, bs = layout.blockSize, stride = layout.floatsPerHeadBlock
+        let values = block + layout.kvHeads * stride
         for h in 0..<layout.kvHeads {
-            (k + h * stride).update(from: key + h * hd, count: hd)
-            (v + h * stride).update(from: value + h * hd, count: hd)
+            let k = block + h * stride + slot
+            for d in 0..<hd { k[d * bs] = key[h * hd + d] }
+            (values + h * stride + slot * hd).update(from: value + h * hd, count: hd)
         }
     }
 
     /// Reads back what `write` stored.
     public func read(layer: Int, position: Int, blockTable: [Int32],
                      key: UnsafeMutablePointer<Float>, value: UnsafeMutablePointer<Float>) {
-        let k = slot(layer, position, blockTable, isValue: false)
-        let v = slot(layer, position, blockTable, isValue: true)
-        let hd = layout.headDim, stride = layout.floatsPerHeadBlock
+        let (block, slot) = locate(layer, position, blockTable)
+        let hd = layout.headDim, bs = layout.blockSize, stride = layout.floatsPerHeadBlock
+        let values = block + layout.kvHeads * stride
         for h in 0..<layout.kvHeads {
-            (key + h * hd).update(from: k + h * stride, count: hd)
-            (value + h * hd).update(from: v + h * stride, count: hd)
+            let k = block + h * stride + slot
+            for d in 0..<hd { key[h * hd + d] = k[d * bs] }
+            (value + h * hd).update(from: values + h * stride + slot * hd, count: hd)
         }
     }
 }

@@ -1,11 +1,13 @@
 /// The geometry of a paged KV cache: what a prefill and a decode instance must agree on
 /// before KV blocks move between them (the PD layout handshake).
 ///
-/// Storage is float32 and ordered `[layer][block][K=0,V=1][kvHead][slot][headDim]`:
-/// - one (layer, block) pair is one contiguous span of `floatsPerLayerBlock` floats, K first
-///   then V, so a block can be sent layer by layer as a single copy;
-/// - the token at position p of a sequence lives in block `blockTable[p / blockSize]`,
-///   slot `p % blockSize`; within a block one head's keys (or values) are contiguous.
+/// Storage is float32, ordered by layer, then block; one (layer, block) pair is one contiguous
+/// span of `floatsPerLayerBlock` floats, so a block can be sent layer by layer as one copy:
+/// - first the keys, `[kvHead][headDim][slot]` (transposed, so attention scores a whole block
+///   with one vector per dimension),
+/// - then the values, `[kvHead][slot][headDim]`.
+/// The token at position p of a sequence lives in block `blockTable[p / blockSize]`, slot
+/// `p % blockSize`.
 public struct KVCacheLayout: Equatable, Hashable, Sendable, Codable, CustomStringConvertible {
     public enum DataType: String, Sendable, Codable {
         case float32
