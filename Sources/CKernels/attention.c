@@ -35,11 +35,21 @@ static void attend_one(const tk_attention_args *a, int seq, int row, int head) {
         const float *v = block + v_offset + (long)kvh * bs * hd; // [block_size][head_dim]
         // Scores of the whole block at once: K is stored transposed, so the inner loop runs
         // over the block's slots (one vector) with no horizontal sums.
-        for (int j = 0; j < bs; j++) scores[j] = 0;
-        for (int d = 0; d < hd; d++) {
-            const float qd = q[d];
-            const float *kd = kt + (long)d * bs;
-            for (int j = 0; j < bs; j++) scores[j] += qd * kd[j];
+        if (bs == 16) {
+            float s16[16] = {0};  // a constant-size accumulator stays in a register
+            for (int d = 0; d < hd; d++) {
+                const float qd = q[d];
+                const float *kd = kt + (long)d * 16;
+                for (int j = 0; j < 16; j++) s16[j] += qd * kd[j];
+            }
+            for (int j = 0; j < 16; j++) scores[j] = s16[j];
+        } else {
+            for (int j = 0; j < bs; j++) scores[j] = 0;
+            for (int d = 0; d < hd; d++) {
+                const float qd = q[d];
+                const float *kd = kt + (long)d * bs;
+                for (int j = 0; j < bs; j++) scores[j] += qd * kd[j];
+            }
         }
         float block_max = -INFINITY;
         for (int j = 0; j < count; j++) {
@@ -53,12 +63,21 @@ static void attend_one(const tk_attention_args *a, int seq, int row, int head) {
             running_max = block_max;
         }
         for (int j = 0; j < count; j++) scores[j] = tk_fast_expf(scores[j] - running_max);
-        for (int j = 0; j < count; j++) {
-            const float w = scores[j];
-            running_sum += w;
-            const float *vj = v + (long)j * hd;
-            for (int d = 0; d < hd; d++) acc[d] += w * vj[d];
+        for (int j = 0; j < count; j++) running_sum += scores[j];
+        // Weighted values, 16 dimensions at a time so the partial sums stay in a register.
+        int d0 = 0;
+        for (; d0 + 16 <= hd; d0 += 16) {
+            float a16[16];
+            for (int l = 0; l < 16; l++) a16[l] = acc[d0 + l];
+            for (int j = 0; j < count; j++) {
+                const float w = scores[j];
+                const float *vj = v + (long)j * hd + d0;
+                for (int l = 0; l < 16; l++) a16[l] += w * vj[l];
+            }
+            for (int l = 0; l < 16; l++) acc[d0 + l] = a16[l];
         }
+        for (; d0 < hd; d0++)
+            for (int j = 0; j < count; j++) acc[d0] += scores[j] * v[(long)j * hd + d0];
     }
     const float inv = 1.0f / running_sum;
     for (int d = 0; d < hd; d++) out[d] = acc[d] * inv;
