@@ -70,6 +70,46 @@ import GGUF
         #expect(error?.description == "cannot write GGUF: no quantizer for Q6_K (quantizers: F32, F16, BF16, Q8_0, Q4_0, Q4_1)")
     }
 
+    /// The quantizers (and the fp16/bf16 rounding under them) give the same bytes as
+    /// `gguf.quants.quantize`, ggml's reference quantizers in numpy.
+    @Test(arguments: [GGMLType.f16, .bf16, .q8_0, .q4_0, .q4_1])
+    func quantizerMatchesPythonGGUF(type: GGMLType) throws {
+        var rng = SplitMix64(seed: 99)
+        var values = (0..<(32 * 64)).map { _ in Float.random(in: -3...3, using: &rng) * Float.random(in: 0...1, using: &rng) }
+        // Rounding edge cases: ties to even, subnormal halves, overflow, zeros, infinities.
+        let edges: [Float] = [
+            65504, 65519, 65520, -65536, 1 + 0x1p-11, 1 + 3 * 0x1p-11, 0x1p-24, 0x1p-25, 3 * 0x1p-26,
+            0x1p-14, 0x1p-14 - 0x1p-25, 1e-8, -1e-7, 0, -0.0, .infinity, -.infinity, 1 + 0x1p-8, 1 + 3 * 0x1p-8,
+            3.4e38, 0.1, -0.2, 0.3, 1 / 3, 2 / 3, 7, 8, 1e5, 1e-40, 12.5, -12.5, 100,
+        ]
+        if type == .f16 || type == .bf16 { values.replaceSubrange(0..<edges.count, with: edges) }
+        let ours = try quantize(values, to: type)
+        let folder = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let input = folder.appendingPathComponent("floats.bin"), output = folder.appendingPathComponent("blocks.bin")
+        try values.withUnsafeBytes { try Data($0).write(to: input) }
+        try runPython("""
+            import sys, numpy as np
+            from gguf import GGMLQuantizationType
+            from gguf.quants import quantize
+            x = np.fromfile(sys.argv[1], dtype=np.float32)
+            np.asarray(quantize(x, GGMLQuantizationType(int(sys.argv[3])))).tofile(sys.argv[2])
+            """, [input.path, output.path, String(type.rawValue)])
+        let theirs = [UInt8](try Data(contentsOf: output))
+        #expect(ours.count == theirs.count)
+        let differing = zip(ours, theirs).enumerated().filter { $1.0 != $1.1 }.map(\.offset)
+        #expect(differing.isEmpty, "\(type): bytes differ at \(differing.prefix(10))")
+    }
+
+    private func runPython(_ script: String, _ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script] + arguments
+        try process.run()
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0, "python3 failed: \(arguments)")
+    }
+
     /// Runs `gguf.quants.dequantize` on the bytes and returns its float32 output.
     private func pythonDequantize(_ type: GGMLType, _ bytes: [UInt8]) throws -> [Float] {
         let folder = try temporaryDirectory()
@@ -88,12 +128,7 @@ import GGUF
                 raw = raw.view(np.float16)
             np.asarray(dequantize(raw, t), dtype=np.float32).reshape(-1).tofile(sys.argv[2])
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, input.path, output.path, String(type.rawValue)]
-        try process.run()
-        process.waitUntilExit()
-        try #require(process.terminationStatus == 0, "python3 gguf dequantize failed for \(type)")
+        try runPython(script, [input.path, output.path, String(type.rawValue)])
         let data = try Data(contentsOf: output)
         return data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
     }

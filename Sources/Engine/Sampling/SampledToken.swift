@@ -14,7 +14,14 @@ public struct TokenLogprob: Sendable, Equatable {
 /// reports by default.
 public struct SampledToken: Sendable, Equatable {
     public let token: Int32
-    public let logprob: Float
+    /// nil unless `logprobs` was asked for (computing it costs a pass over the vocabulary).
+    public let logprob: Float?
     /// The most likely tokens, most likely first, when `logprobs` was asked for.
     public let topLogprobs: [TokenLogprob]
+
+    public init(token: Int32, logprob: Float?, topLogprobs: [TokenLogprob]) {
+        self.token = token
+        self.logprob = logprob
+        self.topLogprobs = topLogprobs
+    }
 }

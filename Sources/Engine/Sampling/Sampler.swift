@@ -31,7 +31,10 @@ public struct Sampler: Sendable {
             Penalties.apply(to: $0, parameters: parameters, output: output, prompt: prompt)
         }
         let token = parameters.isGreedy ? Self.argmax(work) : draw()
-        return Self.report(token: token, logits: logits, alternatives: parameters.logprobs ?? 0)
+        guard let alternatives = parameters.logprobs else {
+            return SampledToken(token: token, logprob: nil, topLogprobs: [])
+        }
+        return Self.report(token: token, logits: logits, alternatives: alternatives)
     }
 
     public mutating func sample(logits: [Float], history output: [Int32], prompt: [Int32] = []) -> SampledToken {
@@ -52,25 +55,32 @@ public struct Sampler: Sendable {
         for v in work where v > maximum { maximum = v }
         guard maximum.isFinite else { return Self.argmax(work) }
         // Unnormalized probabilities: exp((logit - max) / T); the most likely token has 1.
-        var total: Double = 0
-        for i in work.indices {
-            let p = exp((work[i] - maximum) * inverseTemperature)
-            work[i] = p.isNaN ? 0 : p
-            total += Double(work[i])
+        let total = work.withUnsafeMutableBufferPointer { w in
+            var sum: Double = 0
+            for i in w.indices {
+                let p = exp((w[i] - maximum) * inverseTemperature)
+                w[i] = p.isNaN ? 0 : p
+                sum += Double(w[i])
+            }
+            return sum
         }
         // min-p relative to the most likely (1), and top-p's exactness bound: tokens below
         // (1 - p) / vocabulary of the mass together hold less than 1 - p, so the nucleus never
         // reaches them and they need not be sorted.
         let minP = parameters.minP
         if parameters.topK == 0 && parameters.topP == 1 {
+            var kept = total
             if minP > 0 {
-                total = 0
-                for i in work.indices {
-                    if work[i] < minP { work[i] = 0 }
-                    total += Double(work[i])
+                kept = work.withUnsafeMutableBufferPointer { w in
+                    var sum: Double = 0
+                    for i in w.indices {
+                        if w[i] < minP { w[i] = 0 }
+                        sum += Double(w[i])
+                    }
+                    return sum
                 }
             }
-            return drawInOrder(total: total)
+            return drawInOrder(total: kept)
         }
         var threshold = minP
         if parameters.topP < 1 {
@@ -82,12 +92,18 @@ public struct Sampler: Sendable {
             collectCandidates(above: minP)
         }
         let work = work
-        candidates.sort { work[Int($0)] > work[Int($1)] || (work[Int($0)] == work[Int($1)] && $0 < $1) }
         if parameters.topK > 0 && candidates.count > parameters.topK {
-            candidates.removeLast(candidates.count - parameters.topK)
+            keepLargest(parameters.topK, of: work)
         }
+        candidates.sort { Self.ranksBefore($0, $1, work) }
+        // Top-p's share is of the mass left after min-p and top-k (which the prefilter does
+        // not change).
         var mass: Double = 0
-        for c in candidates { mass += Double(work[Int(c)]) }
+        if parameters.topK > 0 {
+            for c in candidates { mass += Double(work[Int(c)]) }
+        } else {
+            for p in work where p >= minP { mass += Double(p) }
+        }
         if parameters.topP < 1 {
             // Keep the shortest prefix whose share of the (top-k) mass reaches top-p.
             var cumulative: Double = 0
@@ -107,6 +123,36 @@ public struct Sampler: Sendable {
             if u < cumulative { return c }
         }
         return candidates[candidates.count - 1]
+    }
+
+    /// Higher probability first; among equals, the lower token id.
+    private static func ranksBefore(_ a: Int32, _ b: Int32, _ p: [Float]) -> Bool {
+        p[Int(a)] > p[Int(b)] || (p[Int(a)] == p[Int(b)] && a < b)
+    }
+
+    /// Leaves in `candidates` (unordered) its k best by `ranksBefore`: a min-heap of k,
+    /// O(n log k) instead of sorting all n.
+    private mutating func keepLargest(_ k: Int, of p: [Float]) {
+        candidates.withUnsafeMutableBufferPointer { c in
+            func siftDown(_ start: Int) {
+                var i = start
+                while true {
+                    let l = 2 * i + 1, r = l + 1
+                    var worst = i
+                    if l < k && Self.ranksBefore(c[worst], c[l], p) { worst = l }
+                    if r < k && Self.ranksBefore(c[worst], c[r], p) { worst = r }
+                    if worst == i { return }
+                    c.swapAt(i, worst)
+                    i = worst
+                }
+            }
+            for i in stride(from: k / 2 - 1, through: 0, by: -1) { siftDown(i) }
+            for j in k..<c.count where Self.ranksBefore(c[j], c[0], p) {
+                c[0] = c[j]
+                siftDown(0)
+            }
+        }
+        candidates.removeLast(candidates.count - k)
     }
 
     private mutating func collectCandidates(above threshold: Float) {

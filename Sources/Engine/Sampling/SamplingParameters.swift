@@ -17,7 +17,7 @@ public struct SamplingParameters: Sendable, Codable, Equatable {
     /// Subtracted from a token's logit once per time it occurs in the output.
     public var frequencyPenalty: Float
     /// Number of most likely alternatives to report with each token (their log-probabilities);
-    /// nil reports none. The sampled token's own log-probability is always reported.
+    /// nil reports none, not even the sampled token's own (0 reports only that one).
     public var logprobs: Int?
 
     public static let maxLogprobs = 20
