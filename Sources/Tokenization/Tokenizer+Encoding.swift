@@ -54,12 +54,13 @@ extension Tokenizer {
             offset += UTF8.width(scalar)
         }
         offsets.append(offset)
+        var scratch = ByteLevelBPE.Scratch()
         preTokenizer.split(scalars) { word in
             let wordBytes = bytes[offsets[word.lowerBound]..<offsets[word.upperBound]]
             if !wholeWordIDs.isEmpty, let id = wholeWordIDs[Array(wordBytes)] {
                 output.append(id)
             } else {
-                bpe.encode(word: wordBytes, into: &output)
+                bpe.encode(word: wordBytes, into: &output, scratch: &scratch)
             }
         }
     }

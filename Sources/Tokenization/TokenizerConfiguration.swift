@@ -64,6 +64,7 @@ public enum TokenType {
 
 public enum TokenizerError: Error, Equatable, CustomStringConvertible {
     case missingMetadata(String)
+    case wrongMetadataType(key: String, expected: String, found: String)
     case unsupportedModel(String)
     case unsupportedPreTokenizer(String)
     case inconsistentVocabulary(String)
@@ -71,6 +72,8 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .missingMetadata(let key): "tokenizer: the GGUF file has no '\(key)'"
+        case .wrongMetadataType(let key, let expected, let found):
+            "tokenizer: '\(key)' in the GGUF file is \(found), expected \(expected)"
         case .unsupportedModel(let name):
             "tokenizer: unsupported tokenizer model '\(name)' (supported: gpt2, llama)"
         case .unsupportedPreTokenizer(let name):

@@ -22,7 +22,7 @@ struct ByteLevelBPETests {
     ]
 
     func tokenizer(pre: String? = nil) throws -> Tokenizer {
-        try Tokenizer(configuration: DefaultModel.metadata.get().configuration(preTokenizer: pre))
+        try DefaultModel.tokenizer(preTokenizer: pre)
     }
 
     func referenceIDs(pre: String, _ strings: [String]) throws -> [[Int32]] {
@@ -54,6 +54,19 @@ struct ByteLevelBPETests {
             #expect(tokenizer.decode(tokenizer.encode(text)) == text)
         }
         #expect(tokenizer.decode(tokenizer.encode("<|im_start|>user\nhi<|im_end|>"), skipSpecial: true) == "user\nhi")
+    }
+
+    @Test func readsTheSameVocabularyAsTheGGUFPackage() throws {
+        let fromGGUF = try TokenizerConfiguration(gguf: DefaultModel.file.get())
+        let reference = try DefaultModel.metadata.get()
+        #expect(fromGGUF.model == .gpt2)
+        #expect(fromGGUF.tokens == reference.tokens)
+        #expect(fromGGUF.tokenTypes == reference.tokenTypes)
+        #expect(fromGGUF.merges == reference.merges)
+        #expect(fromGGUF.preTokenizer == "smollm")
+        #expect(fromGGUF.bosTokenID == reference.bos && fromGGUF.eosTokenID == reference.eos)
+        #expect(fromGGUF.unknownTokenID == reference.unknown && fromGGUF.paddingTokenID == reference.padding)
+        #expect(fromGGUF.addBOS == reference.addBOS)
     }
 
     @Test func vocabularyFacts() throws {

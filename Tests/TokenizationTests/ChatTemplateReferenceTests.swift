@@ -1,4 +1,5 @@
 import Foundation
+import GGUF
 import Testing
 import Tokenization
 
@@ -127,7 +128,7 @@ struct ChatTemplateReferenceTests {
         }
     }
 
-    @Test(arguments: ["llama3.jinja", "mistral-instruct.jinja", "mistralai-Mistral-Nemo-Instruct-2407.jinja"])
+    @Test(arguments: ["llama3.jinja", "mistral-instruct.jinja", "mistralai-Mistral-Nemo-Instruct-2407.jinja", "features.jinja"])
     func templateMatchesJinja2(name: String) throws {
         try compareWithJinja2(template: try Self.templateSource(name), cases: Self.cases())
     }
@@ -150,8 +151,9 @@ struct ChatTemplateReferenceTests {
 
     @Test(.enabled(if: DefaultModel.isAvailable, "the default model is not downloaded (scripts/fetch-model.sh)"))
     func smolLM2TemplateFromTheFileRendersChatML() throws {
-        let source = try #require(try DefaultModel.metadata.get().chatTemplate)
-        let template = try ChatTemplate(source: source)
+        let template = try #require(try ChatTemplate.fromGGUF(DefaultModel.file.get()))
+        let source = template.source
+        #expect(source == (try DefaultModel.metadata.get().chatTemplate))
         let prompt = try template.render(
             messages: [ChatMessage(role: "system", content: "You are helpful."), ChatMessage(role: "user", content: "Hi there")],
             addGenerationPrompt: true)

@@ -28,6 +28,9 @@ struct ChatTemplateTests {
         #expect(try render("{# a comment #}\nx") == "x")
         #expect(try render("{{ 'a' }}\n{{ 'b' }}") == "a\nb")
         #expect(try render("{% if true +%}\nkept{% endif %}") == "\nkept")
+        // Jinja drops one trailing newline of the template and reads "\r\n" as "\n".
+        #expect(try render("a\r\nb\n") == "a\nb")
+        #expect(try render("a\n\n") == "a\n")
     }
 
     @Test func loopsScopeAndNamespaces() throws {

@@ -1,4 +1,5 @@
 import Foundation
+import GGUF
 import Tokenization
 
 /// Runs the Python references in Tests/TokenizationTests/Python (independent implementations:
@@ -51,7 +52,16 @@ enum DefaultModel {
 
     static var isAvailable: Bool { FileManager.default.fileExists(atPath: path) }
 
-    /// The file's tokenizer metadata as the `gguf` package reads it.
+    static let file: Result<GGUFFile, any Error> = Result { try GGUFFile(path: path) }
+
+    /// The model's tokenizer as Tandem reads it, optionally with another pre-tokenizer.
+    static func tokenizer(preTokenizer: String? = nil) throws -> Tokenizer {
+        var configuration = try TokenizerConfiguration(gguf: file.get())
+        if let preTokenizer { configuration.preTokenizer = preTokenizer }
+        return try Tokenizer(configuration: configuration)
+    }
+
+    /// The file's tokenizer metadata as the `gguf` package reads it (to check Tandem's reading).
     struct Metadata: Decodable {
         var model: String
         var pre: String?

@@ -27,7 +27,21 @@ struct JinjaLexer {
     private var keepNextNewline = false
 
     init(_ template: String) {
-        source = Array(template.unicodeScalars)
+        // As Jinja reads a template: line endings become "\n" and one trailing newline is
+        // dropped (keep_trailing_newline is off in Hugging Face's environment).
+        var scalars: [Unicode.Scalar] = []
+        scalars.reserveCapacity(template.unicodeScalars.count)
+        var previousWasCarriageReturn = false
+        for scalar in template.unicodeScalars {
+            if scalar == "\n" && previousWasCarriageReturn {
+                previousWasCarriageReturn = false
+                continue
+            }
+            previousWasCarriageReturn = scalar == "\r"
+            scalars.append(scalar == "\r" ? "\n" : scalar)
+        }
+        if scalars.last == "\n" { scalars.removeLast() }
+        source = scalars
     }
 
     static func tokenize(_ template: String) throws -> (tokens: [JinjaToken], location: JinjaLocation) {
