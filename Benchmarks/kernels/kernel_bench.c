@@ -131,6 +131,45 @@ static void dispatch_cost(tk_pool *pool) {
     printf("tk_pool_run dispatch (empty job, %d threads): %.2f us\n", tk_pool_threads(pool), best * 1e6);
 }
 
+typedef struct {
+    const uint64_t *data;
+    size_t words;
+    uint64_t sums[16][8];
+} read_job;
+
+static void read_part(void *p, int ith, int nth) {
+    read_job *job = p;
+    size_t w0 = job->words * (size_t)ith / (size_t)nth, w1 = job->words * (size_t)(ith + 1) / (size_t)nth;
+    uint64_t a = 0, b = 0, c = 0, d = 0;
+    for (size_t i = w0; i + 4 <= w1; i += 4) {
+        a += job->data[i];
+        b += job->data[i + 1];
+        c += job->data[i + 2];
+        d += job->data[i + 3];
+    }
+    job->sums[ith][0] = a + b + c + d;
+}
+
+// The memory floor under the same conditions: reading a buffer as large as the model's weights.
+static void read_bandwidth(tk_pool *pool) {
+    size_t bytes = 92u << 20;
+    read_job *job = calloc(1, sizeof(read_job));
+    uint64_t *data = malloc(bytes);
+    for (size_t i = 0; i < bytes / 8; i++) data[i] = i;
+    job->data = data;
+    job->words = bytes / 8;
+    double best = 1e9;
+    for (int rep = 0; rep < 8; rep++) {
+        double t0 = now_s();
+        tk_pool_run(pool, read_part, job);
+        double dt = now_s() - t0;
+        if (dt < best) best = dt;
+    }
+    printf("memory read (92 MiB, %d threads): %.2f GB/s (%.3f ms)\n", tk_pool_threads(pool), (double)bytes / best * 1e-9, best * 1e3);
+    free(data);
+    free(job);
+}
+
 static const type_info *find_type(const char *name) {
     for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++)
         if (!strcmp(types[ti].name, name)) return &types[ti];
@@ -197,6 +236,7 @@ int main(int argc, char **argv) {
     printf("backend %s, %d threads\n", portable ? "portable" : tk_cpu_backend(), tk_pool_threads(pool));
     dispatch_cost(pool);
     if (step) {
+        read_bandwidth(pool);
         // Decode: one token (m = 1) or a batch of sequences each decoding one token; prefill: a
         // 512-token prompt chunk with logits for its last position only.
         model_step(pool, 1, 1);

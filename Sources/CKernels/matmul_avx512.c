@@ -308,8 +308,9 @@ static void staged_product(tk_stage_fn stage, const uint8_t *w, int64_t row_byte
     }
 }
 
-// Few activation rows (decode): staging would cost as much as the product, so Q4_1 and Q8_0
-// rows are unpacked in registers, two blocks per step, and used for up to four activation rows.
+// Few activation rows (decode, batched decode): staging would cost about as much as the
+// product, so Q4_1 and Q8_0 rows are unpacked in registers, two blocks per step, and used for
+// up to four activation rows at a time.
 // Each step yields the unsigned weights of blocks 2p, 2p+1 in element order, their scales as
 // [d0, o0, d1, o1] (o: the per-block offset before the 1/d_x factor, see tk_stage).
 static inline __attribute__((always_inline)) __m512i pair_q4_1(const uint8_t *blk, __m128 *dm) {
@@ -399,9 +400,10 @@ static inline __attribute__((always_inline)) void fused_rows(int wtype, const ui
 TK_FUSED(q4_1, TK_Q4_1)
 TK_FUSED(q8_0, TK_Q8_0)
 
-// Up to this many activation rows the fused kernels beat staging (measured: BENCHMARKS-kernels.md).
+// Up to this many activation rows the fused kernels beat staging (m = 8: 100 vs 83 GFLOP/s on
+// one Zen 4 thread; equal from m = 32 on; BENCHMARKS-kernels.md).
 #ifndef TK_FUSED_MAX_ROWS
-#define TK_FUSED_MAX_ROWS 4
+#define TK_FUSED_MAX_ROWS 16
 #endif
 
 #define TK_STAGED_KERNEL(type)                                                                     \
