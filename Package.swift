@@ -84,6 +84,6 @@ let package = Package(
             name: "TokenizationTests", dependencies: ["Tokenization", "GGUF"],
             exclude: ["Python", "Templates"]
         ),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "GGUF", "Tokenization"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "GGUF", "Tokenization", "CKernels"]),
     ]
 )

@@ -1,1 +1,3 @@
-print("tandem: not yet")
+import Toolbox
+
+TandemCommand.main()

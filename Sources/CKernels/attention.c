@@ -1,0 +1,108 @@
+// Causal attention over the paged KV cache, one task per (query row, head), spread over the
+// pool round-robin so causal rows of different lengths balance out. Softmax is computed
+// online one cache block at a time (running max and sum), so no buffer grows with the
+// context length.
+#include "tk_attention.h"
+#include "tk_fast_exp.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define TK_MAX_BLOCK 256
+#define TK_MAX_HEAD_DIM 512
+
+TK_CLONES
+static void attend_one(const tk_attention_args *a, int seq, int row, int head) {
+    const int hd = a->head_dim, bs = a->block_size;
+    const int kvh = head / (a->n_heads / a->n_kv_heads);
+    const int pos = a->pos_start[seq] + (row - a->row_start[seq]);
+    const int32_t *table = a->block_table + a->table_start[seq];
+    const float *q = a->q + ((long)row * a->n_heads + head) * hd;
+    float *out = a->out + ((long)row * a->n_heads + head) * hd;
+    const long block_stride = 2L * a->n_kv_heads * bs * hd;
+    const long v_offset = (long)a->n_kv_heads * bs * hd;
+
+    float acc[TK_MAX_HEAD_DIM];
+    float scores[TK_MAX_BLOCK];
+    for (int d = 0; d < hd; d++) acc[d] = 0;
+    float running_max = -INFINITY, running_sum = 0;
+
+    for (int start = 0; start <= pos; start += bs) {
+        const int count = (pos - start + 1) < bs ? (pos - start + 1) : bs;
+        const float *block = a->kv_layer + (long)table[start / bs] * block_stride;
+        const float *kt = block + (long)kvh * bs * hd;          // [head_dim][block_size]
+        const float *v = block + v_offset + (long)kvh * bs * hd; // [block_size][head_dim]
+        // Scores of the whole block at once: K is stored transposed, so the inner loop runs
+        // over the block's slots (one vector) with no horizontal sums.
+        if (bs == 16) {
+            float s16[16] = {0};  // a constant-size accumulator stays in a register
+            for (int d = 0; d < hd; d++) {
+                const float qd = q[d];
+                const float *kd = kt + (long)d * 16;
+                for (int j = 0; j < 16; j++) s16[j] += qd * kd[j];
+            }
+            for (int j = 0; j < 16; j++) scores[j] = s16[j];
+        } else {
+            for (int j = 0; j < bs; j++) scores[j] = 0;
+            for (int d = 0; d < hd; d++) {
+                const float qd = q[d];
+                const float *kd = kt + (long)d * bs;
+                for (int j = 0; j < bs; j++) scores[j] += qd * kd[j];
+            }
+        }
+        float block_max = -INFINITY;
+        for (int j = 0; j < count; j++) {
+            scores[j] *= a->scale;
+            block_max = scores[j] > block_max ? scores[j] : block_max;
+        }
+        if (block_max > running_max) {
+            const float rescale = tk_fast_expf(running_max - block_max);
+            for (int d = 0; d < hd; d++) acc[d] *= rescale;
+            running_sum *= rescale;
+            running_max = block_max;
+        }
+        for (int j = 0; j < count; j++) scores[j] = tk_fast_expf(scores[j] - running_max);
+        for (int j = 0; j < count; j++) running_sum += scores[j];
+        // Weighted values, 16 dimensions at a time so the partial sums stay in a register.
+        int d0 = 0;
+        for (; d0 + 16 <= hd; d0 += 16) {
+            float a16[16];
+            for (int l = 0; l < 16; l++) a16[l] = acc[d0 + l];
+            for (int j = 0; j < count; j++) {
+                const float w = scores[j];
+                const float *vj = v + (long)j * hd + d0;
+                for (int l = 0; l < 16; l++) a16[l] += w * vj[l];
+            }
+            for (int l = 0; l < 16; l++) acc[d0 + l] = a16[l];
+        }
+        for (; d0 < hd; d0++)
+            for (int j = 0; j < count; j++) acc[d0] += scores[j] * v[(long)j * hd + d0];
+    }
+    const float inv = 1.0f / running_sum;
+    for (int d = 0; d < hd; d++) out[d] = acc[d] * inv;
+}
+
+typedef struct {
+    const tk_attention_args *args;
+    int n_rows;
+} attention_job;
+
+static void attention_worker(void *ctx, int ith, int nth) {
+    const attention_job *job = ctx;
+    const tk_attention_args *a = job->args;
+    const long tasks = (long)job->n_rows * a->n_heads;
+    int seq = 0;
+    for (long t = ith; t < tasks; t += nth) {
+        const int row = (int)(t / a->n_heads), head = (int)(t % a->n_heads);
+        while (row >= a->row_start[seq + 1]) seq++;
+        attend_one(a, seq, row, head);
+    }
+}
+
+void tk_attention(tk_pool *pool, const tk_attention_args *args) {
+    if (args->block_size > TK_MAX_BLOCK || args->head_dim > TK_MAX_HEAD_DIM) abort();
+    attention_job job = {args, args->row_start[args->n_seqs]};
+    if (job.n_rows == 0) return;
+    tk_pool_run(pool, attention_worker, &job);
+}

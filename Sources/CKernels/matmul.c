@@ -1,0 +1,175 @@
+// tk_matmul: picks the kernels for this CPU once, quantizes the activations, and splits the
+// product over the pool's threads in (weight-row chunk × activation-row block) tasks.
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "tk_internal.h"
+#include "tk_matmul.h"
+
+typedef struct tk_backend {
+    const char *name;
+    tk_quantize_rows_fn quantize_rows;
+    tk_q8_kernel (*q8_kernel)(int wtype);
+    tk_f32_kernel (*f32_kernel)(int wtype);
+} tk_backend;
+
+static tk_backend backend_portable = {"portable", tk_quantize_rows_portable, tk_q8_kernel_portable,
+                                      tk_f32_kernel_portable};
+#if defined(__x86_64__)
+static tk_backend backend_avx512 = {"avx512-vnni", tk_quantize_rows_avx512, tk_q8_kernel_avx512,
+                                    tk_f32_kernel_avx512};
+#endif
+static const tk_backend *best;
+static pthread_once_t best_once = PTHREAD_ONCE_INIT;
+
+static void choose_best(void) {
+    best = &backend_portable;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma"))
+        best = &backend_avx512;
+#endif
+}
+
+static const tk_backend *best_backend(void) {
+    pthread_once(&best_once, choose_best);
+    return best;
+}
+
+static const tk_backend *backend_for(tk_pool *pool) {
+    const tk_backend *chosen = pool ? *tk_pool_backend_slot(pool) : NULL;
+    return chosen ? chosen : best_backend();
+}
+
+const char *tk_cpu_backend(void) { return best_backend()->name; }
+
+int tk_pool_set_backend(tk_pool *pool, const char *name) {
+    if (!pool || !name) return -1;
+    if (strcmp(name, "portable") == 0) *tk_pool_backend_slot(pool) = &backend_portable;
+    else if (strcmp(name, best_backend()->name) == 0) *tk_pool_backend_slot(pool) = best_backend();
+    else return -1;
+    return 0;
+}
+
+int tk_matmul_supports(int wtype) {
+    // Every type with a dequantizer has a portable kernel (checked by the tests).
+    return tk_q8_kernel_portable(wtype) != NULL || tk_f32_kernel_portable(wtype) != NULL;
+}
+
+// Activation rows per task: a block of quantized X that stays in L2 while weight chunks stream.
+#define TK_ROWS_PER_XBLOCK 64
+
+typedef struct {
+    const uint8_t *w;
+    int64_t row_bytes, n, k, m;
+    const float *x;
+    float *y;
+    tk_act_q8 act;
+    tk_quantize_rows_fn quantize_rows;
+    tk_q8_kernel q8_kernel;
+    tk_f32_kernel f32_kernel;
+    int64_t chunk_rows, n_chunks, n_xblocks;
+    _Alignas(64) _Atomic int64_t next_task;
+    _Alignas(64) _Atomic int64_t next_xrow;
+} tk_matmul_job;
+
+#define TK_QUANTIZE_ROWS_PER_TASK 8
+
+static void quantize_task(void *p, int ith, int nth) {
+    (void)ith;
+    (void)nth;
+    tk_matmul_job *job = p;
+    for (;;) {
+        int64_t j0 = atomic_fetch_add_explicit(&job->next_xrow, TK_QUANTIZE_ROWS_PER_TASK, memory_order_relaxed);
+        if (j0 >= job->m) return;
+        int64_t j1 = j0 + TK_QUANTIZE_ROWS_PER_TASK < job->m ? j0 + TK_QUANTIZE_ROWS_PER_TASK : job->m;
+        job->quantize_rows(job->x, job->k, j0, j1, &job->act);
+    }
+}
+
+static void product_task(void *p, int ith, int nth) {
+    (void)ith;
+    (void)nth;
+    tk_matmul_job *job = p;
+    int64_t n_tasks = job->n_chunks * job->n_xblocks;
+    for (;;) {
+        int64_t t = atomic_fetch_add_explicit(&job->next_task, 1, memory_order_relaxed);
+        if (t >= n_tasks) return;
+        int64_t xb = t / job->n_chunks, chunk = t % job->n_chunks;
+        int64_t i0 = chunk * job->chunk_rows;
+        int64_t i1 = i0 + job->chunk_rows < job->n ? i0 + job->chunk_rows : job->n;
+        int64_t j0 = xb * TK_ROWS_PER_XBLOCK;
+        int64_t j1 = j0 + TK_ROWS_PER_XBLOCK < job->m ? j0 + TK_ROWS_PER_XBLOCK : job->m;
+        if (job->q8_kernel)
+            job->q8_kernel(job->w, job->row_bytes, i0, i1, job->k, &job->act, j0, j1, job->y, job->n);
+        else
+            job->f32_kernel(job->w, job->row_bytes, i0, i1, job->k, job->x, j0, j1, job->y, job->n);
+    }
+}
+
+int tk_matmul(tk_pool *pool, int wtype, const void *w, int64_t n, int64_t k, const float *x,
+              int64_t m, float *y) {
+    if (!tk_matmul_supports(wtype)) return -1;
+    int64_t block_size = tk_type_block_size(wtype), block_bytes = tk_type_block_bytes(wtype);
+    if (n < 0 || k < 0 || m < 0 || k % block_size != 0) return -1;
+    if (n == 0 || m == 0) return 0;
+    if (k == 0) {
+        memset(y, 0, (size_t)(n * m) * sizeof(float));
+        return 0;
+    }
+    const tk_backend *be = backend_for(pool);
+    tk_matmul_job job;
+    memset(&job, 0, sizeof(job));
+    job.w = w;
+    job.row_bytes = k / block_size * block_bytes;
+    job.n = n;
+    job.k = k;
+    job.m = m;
+    job.x = x;
+    job.y = y;
+    job.quantize_rows = be->quantize_rows;
+    job.q8_kernel = be->q8_kernel(wtype);
+    if (!job.q8_kernel) job.q8_kernel = tk_q8_kernel_portable(wtype);
+    if (!job.q8_kernel) {
+        job.f32_kernel = be->f32_kernel(wtype);
+        if (!job.f32_kernel) job.f32_kernel = tk_f32_kernel_portable(wtype);
+    }
+
+    int nth = tk_pool_threads(pool);
+    void *owned = NULL;
+    if (job.q8_kernel) {
+        int64_t nb = k / TK_QK, b_stride = (nb + 1) / 2 * 2, q_stride = b_stride * TK_QK;
+        // Per row: q (q_stride bytes), d (b_stride floats), s (2 b_stride), dexp (8 b_stride).
+        size_t row_size = (size_t)q_stride + (size_t)b_stride * 11 * sizeof(float);
+        size_t size = row_size * (size_t)m;
+        uint8_t *mem = pool ? tk_pool_scratch(pool, size) : (owned = aligned_alloc(64, (size + 63) / 64 * 64));
+        if (!mem) return -1;
+        job.act.q_stride = q_stride;
+        job.act.b_stride = b_stride;
+        job.act.q = (int8_t *)mem;
+        job.act.d = (float *)(mem + (size_t)q_stride * (size_t)m);
+        job.act.s = job.act.d + b_stride * m;
+        job.act.dexp = job.act.s + 2 * b_stride * m;
+        // Quantizing one row is cheaper than waking the workers.
+        atomic_store(&job.next_xrow, 0);
+        if (m >= 2 * TK_QUANTIZE_ROWS_PER_TASK && nth > 1) tk_pool_share(pool, quantize_task, &job);
+        else job.quantize_rows(x, k, 0, m, &job.act);
+    }
+
+    // Chunks of weight rows: multiples of 16 rows (64-byte lines of Y per thread), about four
+    // per thread so a thread slowed by the rest of the machine does not hold up the others.
+    int64_t chunk = (n + 4 * nth - 1) / (4 * nth);
+    chunk = (chunk + 15) / 16 * 16;
+    if (chunk < 16) chunk = 16;
+    job.chunk_rows = chunk;
+    job.n_chunks = (n + chunk - 1) / chunk;
+    job.n_xblocks = (m + TK_ROWS_PER_XBLOCK - 1) / TK_ROWS_PER_XBLOCK;
+    atomic_store(&job.next_task, 0);
+    if (job.n_chunks * job.n_xblocks > 1) tk_pool_share(pool, product_task, &job);
+    else product_task(&job, 0, 1);
+    free(owned);
+    return 0;
+}

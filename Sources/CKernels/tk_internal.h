@@ -1,0 +1,76 @@
+// Internal interfaces of the matrix-product kernels (not part of the module's public headers).
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "tk_dequantize.h" // type ids, block geometry, fp16/bf16 conversion
+
+// Short names for the ggml type ids the kernels handle.
+enum {
+    TK_F32 = TK_TYPE_F32, TK_F16 = TK_TYPE_F16, TK_BF16 = TK_TYPE_BF16,
+    TK_Q4_0 = TK_TYPE_Q4_0, TK_Q4_1 = TK_TYPE_Q4_1, TK_Q5_0 = TK_TYPE_Q5_0, TK_Q5_1 = TK_TYPE_Q5_1,
+    TK_Q8_0 = TK_TYPE_Q8_0, TK_Q4_K = TK_TYPE_Q4_K, TK_Q5_K = TK_TYPE_Q5_K, TK_Q6_K = TK_TYPE_Q6_K,
+};
+
+// Block sizes in bytes of the GGUF block layouts (ggml-common.h), as constants for the kernels.
+#define TK_QK 32     // weights per block of the 32-wide types
+#define TK_QK_K 256  // weights per K-quant super-block
+#define TK_Q4_0_BYTES 18  // f16 d, 16 bytes of nibbles
+#define TK_Q4_1_BYTES 20  // f16 d, f16 m, 16 bytes of nibbles
+#define TK_Q5_0_BYTES 22  // f16 d, 4 bytes high bits, 16 bytes of nibbles
+#define TK_Q5_1_BYTES 24  // f16 d, f16 m, 4 bytes high bits, 16 bytes of nibbles
+#define TK_Q8_0_BYTES 34  // f16 d, 32 int8
+#define TK_Q4_K_BYTES 144 // f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes nibbles
+#define TK_Q5_K_BYTES 176 // as Q4_K plus 32 bytes of high bits before the nibbles
+#define TK_Q6_K_BYTES 210 // 128 low nibbles, 64 high 2-bits, 16 int8 scales, f16 d
+
+// Activations quantized to 8 bits per block of 32 (one row of X per row here):
+// x ≈ d[b] * q[32b + l]; s[2b + h] = d[b] * Σ q over half h (16 values) of block b (weight
+// offsets like Q4_0's -8 are applied through these sums); dexp holds d[b] repeated 8 times
+// (the layout SIMD kernels multiply int32 lane sums with). Rows are padded with zero blocks
+// to an even block count so kernels may work on pairs of blocks.
+typedef struct {
+    int8_t *q;      // row stride q_stride bytes
+    float *d;       // row stride b_stride floats
+    float *s;       // row stride 2 * b_stride floats
+    float *dexp;    // row stride 8 * b_stride floats
+    int64_t q_stride;
+    int64_t b_stride;
+} tk_act_q8;
+
+// Computes y[j * ldy + i] for weight rows i in [i0, i1) and activation rows j in [j0, j1).
+typedef void (*tk_q8_kernel)(const uint8_t *w, int64_t row_bytes, int64_t i0, int64_t i1,
+                             int64_t k, const tk_act_q8 *x, int64_t j0, int64_t j1,
+                             float *y, int64_t ldy);
+typedef void (*tk_f32_kernel)(const uint8_t *w, int64_t row_bytes, int64_t i0, int64_t i1,
+                              int64_t k, const float *x, int64_t j0, int64_t j1,
+                              float *y, int64_t ldy);
+typedef void (*tk_quantize_rows_fn)(const float *x, int64_t k, int64_t j0, int64_t j1,
+                                    const tk_act_q8 *out);
+
+void tk_quantize_rows_portable(const float *x, int64_t k, int64_t j0, int64_t j1, const tk_act_q8 *out);
+tk_q8_kernel tk_q8_kernel_portable(int wtype);
+tk_f32_kernel tk_f32_kernel_portable(int wtype);
+
+#if defined(__x86_64__)
+void tk_quantize_rows_avx512(const float *x, int64_t k, int64_t j0, int64_t j1, const tk_act_q8 *out);
+tk_q8_kernel tk_q8_kernel_avx512(int wtype);   // NULL where only the portable one exists
+tk_f32_kernel tk_f32_kernel_avx512(int wtype);
+void tk_quantize_rows_avx2(const float *x, int64_t k, int64_t j0, int64_t j1, const tk_act_q8 *out);
+tk_q8_kernel tk_q8_kernel_avx2(int wtype);
+tk_f32_kernel tk_f32_kernel_avx2(int wtype);
+#endif
+
+// Scratch memory owned by the pool, reused across calls (the pool runs one job at a time).
+struct tk_pool;
+void *tk_pool_scratch(struct tk_pool *pool, size_t size);
+// Runs fn(ctx, ith, nth) on the caller and on whichever workers join before the caller is
+// done with it; fn must claim its work dynamically. Returns when every thread that joined left.
+void tk_pool_share(struct tk_pool *pool, void (*fn)(void *ctx, int ith, int nth), void *ctx);
+// The backend a pool's products use; NULL means the CPU's best (matmul.c).
+struct tk_backend;
+const struct tk_backend **tk_pool_backend_slot(struct tk_pool *pool);
+
+static inline uint16_t tk_read_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline float tk_read_f16(const uint8_t *p) { return tk_fp16_to_fp32(tk_read_u16(p)); }

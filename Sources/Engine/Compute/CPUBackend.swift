@@ -1,0 +1,71 @@
+import CKernels
+import Foundation
+
+/// The forward-pass operations on the CPU: C kernels (runtime-dispatched SIMD) on a pool of
+/// `threadCount` threads.
+public final class CPUBackend: ComputeBackend {
+    public let threadCount: Int
+    let pool: OpaquePointer
+
+    public init(threads: Int) throws {
+        threadCount = max(1, threads)
+        guard let pool = tk_pool_create(Int32(threadCount)) else {
+            throw EngineError.kernelFailed("cannot start \(threadCount) compute threads")
+        }
+        self.pool = pool
+    }
+
+    /// The SIMD path the kernels picked for this CPU ("avx512-vnni", "avx2" or "portable").
+    public static var simdPath: String { String(cString: tk_cpu_backend()) }
+
+    deinit { tk_pool_destroy(pool) }
+
+    public func matmul(_ weight: WeightMatrix, input: UnsafePointer<Float>, rows: Int,
+                       output: UnsafeMutablePointer<Float>) throws {
+        let status = tk_matmul(pool, Int32(weight.type.rawValue), weight.data, Int64(weight.rows),
+                               Int64(weight.columns), input, Int64(rows), output)
+        if status != 0 {
+            throw EngineError.kernelFailed("matrix product with '\(weight.name)' (\(weight.type)) returned \(status)")
+        }
+    }
+
+    public func rmsNorm(_ input: UnsafePointer<Float>, weight: [Float], output: UnsafeMutablePointer<Float>,
+                        rows: Int, epsilon: Float) {
+        tk_rmsnorm(input, weight, output, Int32(rows), Int32(weight.count), epsilon)
+    }
+
+    public func rope(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, tables: RopeTables, style: RopeStyle) {
+        tk_rope_apply(x, Int32(rows), Int32(heads), Int32(tables.headDim), tables.cos, tables.sin,
+                      style == .neoxHalves ? 1 : 0)
+    }
+
+    public func attention(query: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                          cache: KVCache, layer: Int, plan: AttentionPlan, headCount: Int) {
+        let layout = cache.layout
+        plan.rowStart.withUnsafeBufferPointer { rowStart in
+        plan.positionStart.withUnsafeBufferPointer { positionStart in
+        plan.blockTables.withUnsafeBufferPointer { tables in
+        plan.tableStart.withUnsafeBufferPointer { tableStart in
+            var args = tk_attention_args(
+                q: query, out: output, kv_layer: cache.layerBase(layer),
+                n_heads: Int32(headCount), n_kv_heads: Int32(layout.kvHeads),
+                head_dim: Int32(layout.headDim), block_size: Int32(layout.blockSize),
+                n_seqs: Int32(positionStart.count), row_start: rowStart.baseAddress,
+                pos_start: positionStart.baseAddress, block_table: tables.baseAddress,
+                table_start: tableStart.baseAddress, scale: 1 / Float(layout.headDim).squareRoot())
+            tk_attention(pool, &args)
+        }}}}
+    }
+
+    public func swiglu(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int) {
+        tk_swiglu(gate, up, count)
+    }
+
+    public func add(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
+        tk_add(y, x, count)
+    }
+
+    public func addBias(_ y: UnsafeMutablePointer<Float>, bias: [Float], rows: Int) {
+        tk_add_bias(y, bias, Int32(rows), Int32(bias.count))
+    }
+}

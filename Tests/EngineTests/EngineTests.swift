@@ -1,4 +1,0 @@
-import Testing
-import Engine
-
-@Test func engineBuilds() {}

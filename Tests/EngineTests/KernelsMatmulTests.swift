@@ -1,0 +1,224 @@
+import CKernels
+import Testing
+
+/// tk_matmul against a float64 product of tk_dequantize_row'd weights and the f32 activations.
+///
+/// Tolerance: quantized types round each activation to 8 bits per block of 32 (step amax/127),
+/// an error uniform in ±step/2; for the uniform activations used here that is a relative RMS
+/// error of (1/127)/√12/0.577 ≈ 4e-3 per element, and about the same for the product's
+/// relative L2 error. 1e-2 allows for that with margin while any layout mistake (a swapped
+/// nibble, a wrong scale) gives errors of order 1. Float weights accumulate in f32: 1e-5.
+@Suite struct KernelsMatmulTests {
+    static let quantizedTypes: [KernelType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
+    static let floatTypes: [KernelType] = [.f32, .f16, .bf16]
+
+    @Test(arguments: quantizedTypes + floatTypes)
+    func matchesFloat64Reference(type: KernelType) throws {
+        let pool = try #require(tk_pool_create(2))
+        defer { tk_pool_destroy(pool) }
+        // n = 37: not a multiple of the thread count, the 4-row tile or the 16-row chunk.
+        // k: an odd block count (padding), and one above 64 blocks (two staged segments).
+        let ks = type.blockSize == 256 ? [768, 2304] : (type.blockSize == 32 ? [608, 2304] : [601, 2304])
+        for backend in ["portable", String(cString: tk_cpu_backend())] {
+            #expect(tk_pool_set_backend(pool, backend) == 0)
+            for k in ks {
+                var rng = KernelsRng(seed: UInt64(Int(type.rawValue) * 1000 + k))
+                let n = 37
+                let w = type.randomWeights(rows: n, k: k, rng: &rng)
+                let reference = try KernelsReference(type: type, weights: w, rows: n, k: k)
+                for m in [1, 3, 6, 17, 64] { // fused kernels up to 16 rows (tiles of 4), staged above
+                    let x = (0..<(m * k)).map { _ in Float(rng.unit()) }
+                    var y = [Float](repeating: .nan, count: m * n)
+                    let rc = w.withUnsafeBytes { wp in tk_matmul(pool, type.rawValue, wp.baseAddress, Int64(n), Int64(k), x, Int64(m), &y) }
+                    #expect(rc == 0)
+                    let error = kernelsRelativeL2(y, reference.times(x, m: m))
+                    let tolerance = type.blockSize == 1 ? 1e-5 : 1e-2
+                    #expect(error < tolerance, "\(type) \(backend) k=\(k) m=\(m): relative L2 error \(error)")
+                }
+            }
+        }
+    }
+
+    @Test(arguments: [KernelType.q4_1, .q8_0, .q6_K, .f16])
+    func sameResultWithOneAndTwoThreads(type: KernelType) throws {
+        let one = try #require(tk_pool_create(1)), two = try #require(tk_pool_create(2))
+        defer { tk_pool_destroy(one); tk_pool_destroy(two) }
+        #expect(tk_pool_threads(one) == 1 && tk_pool_threads(two) == 2)
+        var rng = KernelsRng(seed: 7)
+        let n = 101, k = type.blockSize == 256 ? 512 : 576, m = 17
+        let w = type.randomWeights(rows: n, k: k, rng: &rng)
+        let x = (0..<(m * k)).map { _ in Float(rng.unit()) }
+        var y1 = [Float](repeating: 0, count: m * n), y2 = [Float](repeating: 1, count: m * n)
+        var yNil = [Float](repeating: 2, count: m * n)
+        w.withUnsafeBytes { wp in
+            #expect(tk_matmul(one, type.rawValue, wp.baseAddress, Int64(n), Int64(k), x, Int64(m), &y1) == 0)
+            #expect(tk_matmul(two, type.rawValue, wp.baseAddress, Int64(n), Int64(k), x, Int64(m), &y2) == 0)
+            #expect(tk_matmul(nil, type.rawValue, wp.baseAddress, Int64(n), Int64(k), x, Int64(m), &yNil) == 0)
+        }
+        #expect(y1 == y2)
+        #expect(y1 == yNil)
+    }
+
+    @Test func rejectsUnsupportedTypesAndShapes() throws {
+        let pool = try #require(tk_pool_create(2))
+        defer { tk_pool_destroy(pool) }
+        let w = [UInt8](repeating: 0, count: 4096)
+        let x = [Float](repeating: 1, count: 512)
+        var y = [Float](repeating: 0, count: 64)
+        w.withUnsafeBytes { wp in
+            // Q8_1 (9), Q2_K (10), Q3_K (11), Q8_K (15), IQ types and unknown ids.
+            for type: Int32 in [9, 10, 11, 15, 16, 20, 29, 99, -1] {
+                #expect(tk_matmul(pool, type, wp.baseAddress, 2, 256, x, 1, &y) == -1, "type \(type)")
+                #expect(tk_matmul_supports(type) == 0)
+            }
+            #expect(tk_matmul(pool, KernelType.q4_1.rawValue, wp.baseAddress, 2, 48, x, 1, &y) == -1)  // k % 32
+            #expect(tk_matmul(pool, KernelType.q4_K.rawValue, wp.baseAddress, 2, 160, x, 1, &y) == -1) // k % 256
+            #expect(tk_matmul(pool, KernelType.f32.rawValue, wp.baseAddress, -1, 4, x, 1, &y) == -1)
+            #expect(tk_matmul(pool, KernelType.f32.rawValue, wp.baseAddress, 2, 4, x, -3, &y) == -1)
+        }
+        #expect(tk_pool_set_backend(pool, "no-such-backend") == -1)
+        for type in Self.quantizedTypes + Self.floatTypes { #expect(tk_matmul_supports(type.rawValue) == 1) }
+    }
+
+    @Test func zeroRowsOrColumnsWriteNothingOrZeros() throws {
+        var y: [Float] = [5, 5, 5, 5]
+        let x: [Float] = [1, 2]
+        let w: [Float] = [1, 1, 1, 1]
+        w.withUnsafeBytes { wp in
+            #expect(tk_matmul(nil, 0, wp.baseAddress, 0, 2, x, 1, &y) == 0)
+            #expect(tk_matmul(nil, 0, wp.baseAddress, 2, 2, x, 0, &y) == 0)
+        }
+        #expect(y == [5, 5, 5, 5])
+        w.withUnsafeBytes { wp in #expect(tk_matmul(nil, 0, wp.baseAddress, 2, 0, x, 2, &y) == 0) }
+        #expect(y == [0, 0, 0, 0])
+    }
+
+    @Test func backendNameIsKnown() {
+        let name = String(cString: tk_cpu_backend())
+        #expect(["avx512-vnni", "avx2", "portable"].contains(name))
+    }
+}
+
+/// ggml type ids with their block geometry, and random (but finite, realistically scaled)
+/// weights in each layout.
+enum KernelType: Int32, CustomStringConvertible, Sendable {
+    case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q4_K = 12, q5_K = 13, q6_K = 14, bf16 = 30
+
+    var description: String { "\(self.name)" }
+    var name: String {
+        switch self {
+        case .f32: "F32"
+        case .f16: "F16"
+        case .bf16: "BF16"
+        case .q4_0: "Q4_0"
+        case .q4_1: "Q4_1"
+        case .q5_0: "Q5_0"
+        case .q5_1: "Q5_1"
+        case .q8_0: "Q8_0"
+        case .q4_K: "Q4_K"
+        case .q5_K: "Q5_K"
+        case .q6_K: "Q6_K"
+        }
+    }
+    var blockSize: Int { Int(tk_type_block_size(rawValue)) }
+    var blockBytes: Int { Int(tk_type_block_bytes(rawValue)) }
+
+    /// Byte offsets of the fp16 scale fields in a block, and whether each may be negative.
+    var halfFields: [(offset: Int, signed: Bool)] {
+        switch self {
+        case .q4_0, .q5_0, .q8_0: [(0, false)]
+        case .q4_1, .q5_1: [(0, false), (2, true)]
+        case .q4_K, .q5_K: [(0, false), (2, false)]
+        case .q6_K: [(208, false)]
+        case .f32, .f16, .bf16: []
+        }
+    }
+
+    func randomWeights(rows: Int, k: Int, rng: inout KernelsRng) -> [UInt8] {
+        let count = rows * k / blockSize * blockBytes
+        var bytes = (0..<count).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        func putHalf(_ bits: UInt16, at offset: Int) {
+            bytes[offset] = UInt8(bits & 0xff)
+            bytes[offset + 1] = UInt8(bits >> 8)
+        }
+        switch self {
+        case .f32:
+            for i in 0..<(count / 4) {
+                let v = Float(rng.unit()) * 0.1
+                withUnsafeBytes(of: v.bitPattern.littleEndian) { for b in 0..<4 { bytes[4 * i + b] = $0[b] } }
+            }
+        case .f16:
+            for i in 0..<(count / 2) { putHalf(rng.half(signed: true), at: 2 * i) }
+        case .bf16:
+            for i in 0..<(count / 2) { putHalf(UInt16((Float(rng.unit()) * 0.1).bitPattern >> 16), at: 2 * i) }
+        default:
+            for block in 0..<(count / blockBytes) {
+                for field in halfFields { putHalf(rng.half(signed: field.signed), at: block * blockBytes + field.offset) }
+            }
+        }
+        return bytes
+    }
+}
+
+/// The weights dequantized once with tk_dequantize_row; products in Double.
+struct KernelsReference {
+    let rows: Int, k: Int
+    let values: [Float]
+
+    init(type: KernelType, weights: [UInt8], rows: Int, k: Int) throws {
+        self.rows = rows
+        self.k = k
+        var values = [Float](repeating: 0, count: rows * k)
+        let rowBytes = k / type.blockSize * type.blockBytes
+        weights.withUnsafeBytes { wp in
+            values.withUnsafeMutableBufferPointer { vp in
+                for r in 0..<rows {
+                    let rc = tk_dequantize_row(type.rawValue, wp.baseAddress! + r * rowBytes, vp.baseAddress! + r * k, Int64(k))
+                    precondition(rc == 0)
+                }
+            }
+        }
+        self.values = values
+    }
+
+    func times(_ x: [Float], m: Int) -> [Double] {
+        var y = [Double](repeating: 0, count: m * rows)
+        for j in 0..<m {
+            for i in 0..<rows {
+                var acc = 0.0
+                for l in 0..<k { acc += Double(values[i * k + l]) * Double(x[j * k + l]) }
+                y[j * rows + i] = acc
+            }
+        }
+        return y
+    }
+}
+
+func kernelsRelativeL2(_ y: [Float], _ reference: [Double]) -> Double {
+    var num = 0.0, den = 0.0
+    for (a, b) in zip(y, reference) {
+        num += (Double(a) - b) * (Double(a) - b)
+        den += b * b
+    }
+    return (num / max(den, 1e-300)).squareRoot()
+}
+
+struct KernelsRng {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [-1, 1).
+    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) * 2 - 1 }
+    /// fp16 bits of a magnitude in [2^-8, 2^-4): the range of real block scales.
+    mutating func half(signed: Bool) -> UInt16 {
+        let exponent = UInt16(7 + next() % 4), mantissa = UInt16(next() & 0x3ff)
+        let sign: UInt16 = signed && next() & 1 == 1 ? 0x8000 : 0
+        return sign | exponent << 10 | mantissa
+    }
+}
