@@ -28,7 +28,8 @@ public struct FleetPlanner: Sendable {
         let worker = try WorkerFlags.parse(options.workerFlags)
         let health = try Self.healthSettings(options)
         let restart = try Self.restartSettings(options)
-        try Self.checkLogAndShutdown(options)
+        let shutdownTimeout = try Self.seconds(options.shutdownTimeout, "--shutdown-timeout", allowZero: true)
+        try Self.checkLogs(options)
 
         let givenPorts = options.ports.map { $0.split(separator: ",", omittingEmptySubsequences: false).count }
         let ranks = options.numServers ?? worker.dataParallelSize ?? givenPorts ?? 1
@@ -74,7 +75,7 @@ public struct FleetPlanner: Sendable {
         }
         return FleetPlan(workerBinary: workerBinary, ranks: rankPlans, controlPort: ports.control,
                          logDirectory: options.logDir, logMaxBytes: options.logMaxBytes, logBackups: options.logBackups,
-                         health: health, restart: restart, shutdownTimeout: .seconds(options.shutdownTimeout), host: host)
+                         health: health, restart: restart, shutdownTimeout: shutdownTimeout, host: host)
     }
 
     /// The worker's flags as given, then its own ports and rank id (FastDeploy appends
@@ -136,7 +137,8 @@ public struct FleetPlanner: Sendable {
         guard value.isFinite, allowZero ? value >= 0 : value > 0 else {
             throw PlanningError("\(flag) must be a number of seconds \(allowZero ? ">= 0" : "> 0"), got \(value)")
         }
-        return .seconds(value)
+        // Whole nanoseconds, so 0.2 means exactly 200 ms.
+        return .nanoseconds(Int64((value * 1e9).rounded()))
     }
 
     private static func atLeast(_ value: Int, _ minimum: Int, _ flag: String) throws(PlanningError) {
@@ -170,8 +172,7 @@ public struct FleetPlanner: Sendable {
                                stablePeriod: try seconds(options.stablePeriod, "--stable-period", allowZero: true))
     }
 
-    static func checkLogAndShutdown(_ options: SupervisorOptions) throws(PlanningError) {
-        _ = try seconds(options.shutdownTimeout, "--shutdown-timeout", allowZero: true)
+    static func checkLogs(_ options: SupervisorOptions) throws(PlanningError) {
         try atLeast(options.logMaxBytes, 4096, "--log-max-bytes")
         try atLeast(options.logBackups, 0, "--log-backups")
         if options.logDir.isEmpty { throw PlanningError("--log-dir must not be empty") }
