@@ -47,7 +47,7 @@ public struct FleetPlanner: Sendable {
         let allowedCPUs = system.allowedCPUs()
         let devicesPerRank: [[String]]
         let placements: [RankPlacement]
-        if let gpuSlices = try gpuSlices(ranks: ranks, tensorParallel: tensorParallel) {
+        if let gpuSlices = try gpuSlices(ranks: ranks, tensorParallel: tensorParallel, needBusIDs: bind == .auto) {
             devicesPerRank = gpuSlices.map { $0.map(\.entry) }
             let gpuNodes = gpuSlices.map { slice in slice.map { $0.busID.flatMap { NUMATopology.node(ofPCIDevice: $0, system) } } }
             placements = try RankPlacer.placeGPURanks(gpuNodes: gpuNodes, allowedCPUs: allowedCPUs, topology: topology, bind: bind)
@@ -99,7 +99,7 @@ public struct FleetPlanner: Sendable {
 
     /// Each rank's devices [i·TP, (i+1)·TP), or nil for CPU mode (no CUDA_VISIBLE_DEVICES
     /// and no GPU found).
-    private func gpuSlices(ranks: Int, tensorParallel: Int) throws(PlanningError) -> [[GPUEntry]]? {
+    private func gpuSlices(ranks: Int, tensorParallel: Int, needBusIDs: Bool) throws(PlanningError) -> [[GPUEntry]]? {
         let needed = ranks * tensorParallel
         let entries: [GPUEntry]
         if let visible = environment["CUDA_VISIBLE_DEVICES"] {
@@ -107,8 +107,9 @@ public struct FleetPlanner: Sendable {
             guard devices.count == needed else {
                 throw PlanningError("CUDA_VISIBLE_DEVICES has \(devices.count) device\(devices.count == 1 ? "" : "s") but \(ranks) rank\(ranks == 1 ? "" : "s") × tensor-parallel-size \(tensorParallel) need \(needed)")
             }
-            // Bus ids are only needed to find NUMA nodes; a failed query leaves them unknown.
-            let gpus = GPUDiscovery.discover(system)
+            // Taken as given: the GPUs are only queried for their bus ids, to find their
+            // NUMA nodes for `--numa-bind auto`; a failed query leaves them unknown.
+            let gpus = needBusIDs ? GPUDiscovery.discover(system) : []
             entries = devices.map { GPUEntry(entry: $0, busID: GPUDiscovery.busID(of: $0, among: gpus)) }
         } else {
             let gpus = GPUDiscovery.discover(system)

@@ -47,6 +47,17 @@ import Testing
         #expect(none.ranks[0].numaNodes == nil && none.ranks[0].cpus == nil)
     }
 
+    @Test func explicitNodesInGPUModeGiveEachRankThatNodesCPUs() throws {
+        let fleet = try twoNodePlanner(environment: ["CUDA_VISIBLE_DEVICES": "0,1"])
+            .plan(options(["--num-servers", "2", "--numa-bind", "1"]))
+        #expect(fleet.ranks.map(\.devices) == [["0"], ["1"]])
+        #expect(fleet.ranks.map(\.cpus) == [[4, 5, 6, 7], [4, 5, 6, 7]])
+        #expect(fleet.ranks.map(\.numaNodes) == [[1], [1]])
+        try expectPlanningError("--numa-bind: NUMA node 0 has none of the allowed CPUs (4-7)",
+                                ["--num-servers", "2", "--numa-bind", "0"],
+                                planner: twoNodePlanner(allowed: [4, 5, 6, 7], environment: ["CUDA_VISIBLE_DEVICES": "0,1"]))
+    }
+
     @Test func cpuRanksSpreadAcrossNodes() throws {
         let two = try twoNodePlanner().plan(options(["--num-servers", "2"]))
         #expect(two.ranks.map(\.cpus) == [[0, 1, 2, 3], [4, 5, 6, 7]])
