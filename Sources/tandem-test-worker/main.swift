@@ -10,8 +10,8 @@ var noSignals = sigset_t()
 sigemptyset(&noSignals)
 sigprocmask(SIG_SETMASK, &noSignals, nil)
 signal(SIGPIPE, SIG_IGN)
-signal(SIGTERM) { _ in _exit(0) }
-signal(SIGINT) { _ in _exit(0) }
+signal(SIGTERM, exitZeroOnSignal)
+signal(SIGINT, exitZeroOnSignal)
 
 let options: WorkerOptions
 do {
