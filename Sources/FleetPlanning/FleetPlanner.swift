@@ -28,7 +28,8 @@ public struct FleetPlanner: Sendable {
         let worker = try WorkerFlags.parse(options.workerFlags)
         let health = try Self.healthSettings(options)
         let restart = try Self.restartSettings(options)
-        try Self.checkLogAndShutdown(options)
+        let shutdownTimeout = try Self.seconds(options.shutdownTimeout, "--shutdown-timeout", allowZero: true)
+        try Self.checkLogs(options)
 
         let givenPorts = options.ports.map { $0.split(separator: ",", omittingEmptySubsequences: false).count }
         let ranks = options.numServers ?? worker.dataParallelSize ?? givenPorts ?? 1
@@ -46,7 +47,7 @@ public struct FleetPlanner: Sendable {
         let allowedCPUs = system.allowedCPUs()
         let devicesPerRank: [[String]]
         let placements: [RankPlacement]
-        if let gpuSlices = try gpuSlices(ranks: ranks, tensorParallel: tensorParallel) {
+        if let gpuSlices = try gpuSlices(ranks: ranks, tensorParallel: tensorParallel, needBusIDs: bind == .auto) {
             devicesPerRank = gpuSlices.map { $0.map(\.entry) }
             let gpuNodes = gpuSlices.map { slice in slice.map { $0.busID.flatMap { NUMATopology.node(ofPCIDevice: $0, system) } } }
             placements = try RankPlacer.placeGPURanks(gpuNodes: gpuNodes, allowedCPUs: allowedCPUs, topology: topology, bind: bind)
@@ -74,7 +75,7 @@ public struct FleetPlanner: Sendable {
         }
         return FleetPlan(workerBinary: workerBinary, ranks: rankPlans, controlPort: ports.control,
                          logDirectory: options.logDir, logMaxBytes: options.logMaxBytes, logBackups: options.logBackups,
-                         health: health, restart: restart, shutdownTimeout: .seconds(options.shutdownTimeout), host: host)
+                         health: health, restart: restart, shutdownTimeout: shutdownTimeout, host: host)
     }
 
     /// The worker's flags as given, then its own ports and rank id (FastDeploy appends
@@ -98,7 +99,7 @@ public struct FleetPlanner: Sendable {
 
     /// Each rank's devices [i·TP, (i+1)·TP), or nil for CPU mode (no CUDA_VISIBLE_DEVICES
     /// and no GPU found).
-    private func gpuSlices(ranks: Int, tensorParallel: Int) throws(PlanningError) -> [[GPUEntry]]? {
+    private func gpuSlices(ranks: Int, tensorParallel: Int, needBusIDs: Bool) throws(PlanningError) -> [[GPUEntry]]? {
         let needed = ranks * tensorParallel
         let entries: [GPUEntry]
         if let visible = environment["CUDA_VISIBLE_DEVICES"] {
@@ -106,8 +107,9 @@ public struct FleetPlanner: Sendable {
             guard devices.count == needed else {
                 throw PlanningError("CUDA_VISIBLE_DEVICES has \(devices.count) device\(devices.count == 1 ? "" : "s") but \(ranks) rank\(ranks == 1 ? "" : "s") × tensor-parallel-size \(tensorParallel) need \(needed)")
             }
-            // Bus ids are only needed to find NUMA nodes; a failed query leaves them unknown.
-            let gpus = GPUDiscovery.discover(system)
+            // Taken as given: the GPUs are only queried for their bus ids, to find their
+            // NUMA nodes for `--numa-bind auto`; a failed query leaves them unknown.
+            let gpus = needBusIDs ? GPUDiscovery.discover(system) : []
             entries = devices.map { GPUEntry(entry: $0, busID: GPUDiscovery.busID(of: $0, among: gpus)) }
         } else {
             let gpus = GPUDiscovery.discover(system)
@@ -136,7 +138,8 @@ public struct FleetPlanner: Sendable {
         guard value.isFinite, allowZero ? value >= 0 : value > 0 else {
             throw PlanningError("\(flag) must be a number of seconds \(allowZero ? ">= 0" : "> 0"), got \(value)")
         }
-        return .seconds(value)
+        // Whole nanoseconds, so 0.2 means exactly 200 ms.
+        return .nanoseconds(Int64((value * 1e9).rounded()))
     }
 
     private static func atLeast(_ value: Int, _ minimum: Int, _ flag: String) throws(PlanningError) {
@@ -170,8 +173,7 @@ public struct FleetPlanner: Sendable {
                                stablePeriod: try seconds(options.stablePeriod, "--stable-period", allowZero: true))
     }
 
-    static func checkLogAndShutdown(_ options: SupervisorOptions) throws(PlanningError) {
-        _ = try seconds(options.shutdownTimeout, "--shutdown-timeout", allowZero: true)
+    static func checkLogs(_ options: SupervisorOptions) throws(PlanningError) {
         try atLeast(options.logMaxBytes, 4096, "--log-max-bytes")
         try atLeast(options.logBackups, 0, "--log-backups")
         if options.logDir.isEmpty { throw PlanningError("--log-dir must not be empty") }

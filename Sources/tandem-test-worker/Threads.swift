@@ -57,3 +57,10 @@ func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
 
 func writeLine(_ line: String) { writeAll(STDOUT_FILENO, Array((line + "\n").utf8)) }
 func writeError(_ line: String) { writeAll(STDERR_FILENO, Array((line + "\n").utf8)) }
+
+/// The SIGTERM/SIGINT handler. It lives here, not in main.swift, because a closure written
+/// in top-level code is main-actor isolated and Swift traps when a signal runs it on
+/// another thread.
+func exitZeroOnSignal(_: Int32) {
+    _exit(0)
+}

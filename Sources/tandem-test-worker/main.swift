@@ -4,9 +4,14 @@
 // crash, exit with a given status, flood its log, or hang.
 import Glibc
 
+// A parent may hand down blocked signals (Foundation's Process does, from a thread that
+// blocks them); a worker that cannot receive SIGTERM would never stop cleanly.
+var noSignals = sigset_t()
+sigemptyset(&noSignals)
+sigprocmask(SIG_SETMASK, &noSignals, nil)
 signal(SIGPIPE, SIG_IGN)
-signal(SIGTERM) { _ in _exit(0) }
-signal(SIGINT) { _ in _exit(0) }
+signal(SIGTERM, exitZeroOnSignal)
+signal(SIGINT, exitZeroOnSignal)
 
 let options: WorkerOptions
 do {

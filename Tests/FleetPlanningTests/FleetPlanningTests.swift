@@ -1,4 +1,0 @@
-import Testing
-import FleetPlanning
-
-@Test func fleetplanningBuilds() {}
