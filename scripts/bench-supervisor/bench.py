@@ -48,7 +48,7 @@ def wait_until(cond, timeout, step=POLL):
 def alive(pid):
     try:
         with open(f"/proc/{pid}/status") as f: return "State:\tZ" not in f.read()
-    except FileNotFoundError:
+    except OSError:  # gone (ENOENT), or exiting while read (ESRCH)
         return False
 
 
