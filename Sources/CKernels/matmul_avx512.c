@@ -314,13 +314,13 @@ static void staged_product(tk_stage_fn stage, const uint8_t *w, int64_t row_byte
 // Each step yields the unsigned weights of blocks 2p, 2p+1 in element order, their scales as
 // [d0, o0, d1, o1] (o: the per-block offset before the 1/d_x factor, see tk_stage).
 static inline __attribute__((always_inline)) __m512i pair_q4_1(const uint8_t *blk, __m128 *dm) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256i qs = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(blk + 4))),
-                                         _mm_loadu_si128((const __m128i *)(blk + TK_Q4_1_BYTES + 4)), 1);
-    __m256i lo = _mm256_and_si256(qs, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qs, 4), m4);
-    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); // b0lo b1lo b0hi b1hi
+    // [qs0, qs0, qs1, qs1] by broadcasts from memory (no shuffle uops), then shift the second
+    // copy of each block by 4: [lo0, hi0, lo1, hi1] = elements 0–31 of block 0, then block 1.
+    __m512i z = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(blk + 4)));
+    z = _mm512_mask_broadcast_i32x4(z, 0xFF00, _mm_loadu_si128((const __m128i *)(blk + TK_Q4_1_BYTES + 4)));
+    z = _mm512_and_si512(_mm512_srlv_epi64(z, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0)), _mm512_set1_epi8(0x0F));
     *dm = _mm_cvtph_ps(_mm_set_epi32(0, 0, (int)read_u32(blk + TK_Q4_1_BYTES), (int)read_u32(blk)));
-    return _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
+    return z;
 }
 
 static inline __attribute__((always_inline)) __m512i pair_q8_0(const uint8_t *blk, __m128 *dm) {
