@@ -3,7 +3,7 @@
 # file, in one run: prefill of a 512-token prompt, generation of 128 tokens by one sequence,
 # and generation throughput with 8 and 32 sequences decoding together.
 #
-#   scripts/bench-engine.sh [--model PATH] [--threads N] [--repetitions R]
+#   scripts/bench-engine.sh [--model PATH] [--threads N] [--repetitions R] [--gen-tokens N]
 #
 # llama.cpp's batched figures use its low-level batch API (llama_batch with one sequence id
 # per token, as llama-batched-bench does), greedy argmax on each sequence's logits like
@@ -12,12 +12,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-model="" threads=2 repetitions=3
+model="" threads=2 repetitions=3 gen=128
 while (($#)); do
     case "$1" in
         --model) model="$2"; shift 2 ;;
         --threads) threads="$2"; shift 2 ;;
         --repetitions) repetitions="$2"; shift 2 ;;
+        --gen-tokens) gen="$2"; shift 2 ;;
         *) echo "bench-engine: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -107,28 +108,28 @@ print(json.dumps({
 PY
 }
 
-run_tandem pp512-tg128 --prompt-tokens 512 --gen-tokens 128 --batch 1
-run_llamacpp pp512-tg128 512 128 1
+run_tandem pp512-tg --prompt-tokens 512 --gen-tokens "$gen" --batch 1
+run_llamacpp pp512-tg 512 "$gen" 1
 for b in 8 32; do
-    run_tandem "tg128-b$b" --prompt-tokens 0 --gen-tokens 128 --batch "$b"
-    run_llamacpp "tg128-b$b" 0 128 "$b"
+    run_tandem "tg-b$b" --prompt-tokens 0 --gen-tokens "$gen" --batch "$b"
+    run_llamacpp "tg-b$b" 0 "$gen" "$b"
 done
 
-python3 - "$out_dir" "$threads" <<'PY'
+python3 - "$out_dir" "$threads" "$gen" <<'PY'
 import json, sys
-d, threads = sys.argv[1], sys.argv[2]
+d, threads, gen = sys.argv[1], sys.argv[2], sys.argv[3]
 load = lambda who, name: json.load(open(f"{d}/{who}-{name}.json"))
-rows = [("pp512", "pp512-tg128", "prefill_tokens_per_s"),
-        ("tg128, 1 sequence", "pp512-tg128", "generation_tokens_per_s"),
-        ("tg128, 8 sequences", "tg128-b8", "generation_tokens_per_s"),
-        ("tg128, 32 sequences", "tg128-b32", "generation_tokens_per_s")]
+rows = [("pp512", "pp512-tg", "prefill_tokens_per_s"),
+        (f"tg{gen}, 1 sequence", "pp512-tg", "generation_tokens_per_s"),
+        (f"tg{gen}, 8 sequences", "tg-b8", "generation_tokens_per_s"),
+        (f"tg{gen}, 32 sequences", "tg-b32", "generation_tokens_per_s")]
 print(f"| test ({threads} threads) | tandem tok/s | llama.cpp tok/s | ratio |")
 print("| --- | ---: | ---: | ---: |")
 for label, name, key in rows:
     t, l = load("tandem", name), load("llamacpp", name)
     tv, lv = t[key], l[key]
     print(f"| {label} | {tv:.1f} ± {t[key + '_stddev']:.1f} | {lv:.1f} ± {l[key + '_stddev']:.1f} | {tv / lv:.2f} |")
-for name in ["pp512-tg128", "tg128-b32"]:
+for name in ["pp512-tg", "tg-b32"]:
     t, l = load("tandem", name), load("llamacpp", name)
     print(f"\npeak RSS ({name}): tandem {t.get('peak_rss_bytes', 0) / 2**20:.0f} MiB "
           f"(file-backed {t.get('rss_file_bytes', 0) / 2**20:.0f} MiB, anonymous {t.get('rss_anon_bytes', 0) / 2**20:.0f} MiB), "

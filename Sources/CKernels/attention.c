@@ -11,6 +11,8 @@
 #define TK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #define TK_MAX_BLOCK 256
 #define TK_MAX_HEAD_DIM 512
+// Below this many (query head, key) pairs a step's attention runs on the calling thread.
+#define TK_ATTENTION_SERIAL_WORK 16384
 
 TK_CLONES
 static void attend_one(const tk_attention_args *a, int seq, int row, int head) {
@@ -104,5 +106,12 @@ void tk_attention(tk_pool *pool, const tk_attention_args *args) {
     if (args->block_size > TK_MAX_BLOCK || args->head_dim > TK_MAX_HEAD_DIM) abort();
     attention_job job = {args, args->row_start[args->n_seqs]};
     if (job.n_rows == 0) return;
-    tk_pool_run(pool, attention_worker, &job);
+    // Small steps (a few sequences decoding) are cheaper on the caller than a pool wake-up.
+    long key_visits = 0;
+    for (int s = 0; s < args->n_seqs; s++) {
+        const long rows = args->row_start[s + 1] - args->row_start[s];
+        key_visits += rows * (args->pos_start[s] + (rows + 1) / 2);
+    }
+    if (key_visits * args->n_heads < TK_ATTENTION_SERIAL_WORK) attention_worker(&job, 0, 1);
+    else tk_pool_run(pool, attention_worker, &job);
 }

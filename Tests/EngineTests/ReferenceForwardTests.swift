@@ -9,10 +9,11 @@ import Testing
 
     /// Runs all of `tokens` through the engine (prefill in chunks of `chunk`, with `threads`)
     /// and returns the logits of every position.
-    static func engineLogits(path: String, chunk: Int, threads: Int = 2) throws -> [[Double]] {
+    static func engineLogits(path: String, tokens: [Int] = tokens, chunk: Int, threads: Int = 2) throws -> [[Double]] {
         let transformer = Transformer(weights: try ModelWeights(path: path), backend: try CPUBackend(threads: threads))
-        let cache = try transformer.makeCache(blockSize: 4, numBlocks: 8)
-        let table: [Int32] = [6, 1, 7, 3, 0, 2]
+        let blocks = (tokens.count + 3) / 4 + 2
+        let cache = try transformer.makeCache(blockSize: 4, numBlocks: blocks)
+        let table = (0..<blocks).reversed().map(Int32.init)  // any order of blocks
         var rows: [[Double]] = []
         var start = 0
         while start < tokens.count {
@@ -54,6 +55,18 @@ import Testing
     /// error must also stay under a quarter of the distance between the logits of two
     /// neighbouring positions (which is of order 1): a wrong block layout, dequantization or
     /// position mix-up lands there.
+    /// Long enough that attention is spread over the pool's threads (short steps run it on
+    /// the calling thread).
+    @Test(arguments: [1, 2], [150, 64])
+    func longSequenceMatchesTheReference(threads: Int, chunk: Int) throws {
+        let (path, reference) = try TestModel(architecture: "llama", seed: 5).write()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let tokens = (0..<150).map { ($0 * 37 + 11) % 96 }
+        let expected = reference.logits(tokens)
+        let actual = try Self.engineLogits(path: path, tokens: tokens, chunk: chunk, threads: threads)
+        #expect(zip(actual, expected).map { relativeL2Error($0, $1) }.max()! < 1e-4)
+    }
+
     @Test(arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K, .f16, .bf16])
     func quantizedWeightsMatchTheReferenceOnDequantizedWeights(type: GGMLType) throws {
         for architecture in ["llama", "qwen2"] {

@@ -16,14 +16,14 @@ public final class Generator {
 
     public init(modelPath: String, threads: Int) throws {
         weights = try ModelWeights(path: modelPath)
-        tokenizer = try loadTokenizer(from: weights.file)
+        tokenizer = try Tokenizer(gguf: weights.file)
         transformer = Transformer(weights: weights, backend: try CPUBackend(threads: threads))
     }
 
     /// The model's own chat template (`tokenizer.chat_template`), parsed.
     public func modelChatTemplate() throws -> ChatTemplate {
-        guard weights.file.metadata["tokenizer.chat_template"] != nil else { throw GenerationError.noChatTemplate }
-        return try ChatTemplate(source: try weights.file.string("tokenizer.chat_template"))
+        guard let template = try ChatTemplate.fromGGUF(weights.file) else { throw GenerationError.noChatTemplate }
+        return template
     }
 
     /// The prompt text for `messages` with the assistant's turn opened.
@@ -74,7 +74,10 @@ public final class Generator {
         let decodeStart = DispatchTime.now()
         result.finishReason = .maxTokens
         while result.tokens.count < limit, let current = logits {
-            let token = sampler.sample(logits: Array(current[0]), history: result.tokens, prompt: promptTokens).token
+            let token = current.values.withUnsafeBufferPointer { values in
+                sampler.sample(logits: UnsafeBufferPointer(rebasing: values[0..<current.vocabSize]),
+                               history: result.tokens, prompt: promptTokens).token
+            }
             if tokenizer.endOfGenerationTokens.contains(token) {
                 result.finishReason = .endOfGeneration
                 break

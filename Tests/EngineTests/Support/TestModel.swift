@@ -16,6 +16,10 @@ struct TestModel {
     var tiedOutput = true
     var ropeBase: Float = 10000
     var seed: UInt64 = 1
+    /// For error tests: tensors left out, and a feed-forward size declared in the metadata
+    /// that differs from the tensors'.
+    var omittedTensors: Set<String> = []
+    var declaredFFN: Int?
 
     var headDim: Int { hidden / heads }
 
@@ -28,7 +32,7 @@ struct TestModel {
         writer.add("general.name", .string("tandem-test-\(a)"))
         writer.add("\(a).block_count", .uint32(UInt32(layers)))
         writer.add("\(a).embedding_length", .uint32(UInt32(hidden)))
-        writer.add("\(a).feed_forward_length", .uint32(UInt32(ffn)))
+        writer.add("\(a).feed_forward_length", .uint32(UInt32(declaredFFN ?? ffn)))
         writer.add("\(a).attention.head_count", .uint32(UInt32(heads)))
         writer.add("\(a).attention.head_count_kv", .uint32(UInt32(kvHeads)))
         writer.add("\(a).rope.freq_base", .float32(ropeBase))
@@ -40,6 +44,7 @@ struct TestModel {
         }
         /// Matrices of `rows` × `columns`, scaled so outputs stay near unit size.
         func matrix(_ name: String, rows: Int, columns: Int, type: GGMLType) throws {
+            if omittedTensors.contains(name) { return }
             let shape = [columns, rows]
             switch type {
             case .f32, .f16, .bf16, .q8_0, .q4_0, .q4_1:
@@ -51,6 +56,7 @@ struct TestModel {
             }
         }
         func vector(_ name: String, count: Int, around center: Float, spread: Float) throws {
+            if omittedTensors.contains(name) { return }
             try writer.addTensor(name: name, shape: [count], values: uniform(count, spread).map { $0 + center })
         }
 
