@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(libsystemd-dev libcurl4-openssl-dev libnuma-dev systemd pkg-config curl unzip)
+apt_packages=(libsystemd-dev libcurl4-openssl-dev libnuma-dev systemd man-db pkg-config curl unzip)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
