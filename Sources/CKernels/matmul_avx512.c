@@ -499,17 +499,9 @@ static inline __m512 load16_bf16(const uint8_t *w) {
         }                                                                                          \
     }
 
-static inline float scalar_f32(const uint8_t *w, int64_t l) {
-    float f;
-    memcpy(&f, w + 4 * l, 4);
-    return f;
-}
-static inline float scalar_f16(const uint8_t *w, int64_t l) { return tk_read_f16(w + 2 * l); }
-static inline float scalar_bf16(const uint8_t *w, int64_t l) { return tk_bf16_to_fp32(tk_read_u16(w + 2 * l)); }
-
-TK_FLOAT_KERNEL(kernel_f32, load16_f32, 4, scalar_f32)
-TK_FLOAT_KERNEL(kernel_f16, load16_f16, 2, scalar_f16)
-TK_FLOAT_KERNEL(kernel_bf16, load16_bf16, 2, scalar_bf16)
+TK_FLOAT_KERNEL(kernel_f32, load16_f32, 4, tk_load_f32)
+TK_FLOAT_KERNEL(kernel_f16, load16_f16, 2, tk_load_f16)
+TK_FLOAT_KERNEL(kernel_bf16, load16_bf16, 2, tk_load_bf16)
 
 tk_f32_kernel tk_f32_kernel_avx512(int wtype) {
     switch (wtype) {

@@ -238,17 +238,9 @@ tk_q8_kernel tk_q8_kernel_portable(int wtype) {
         }                                                                                      \
     }
 
-static inline float load_f32(const uint8_t *w, int64_t l) {
-    float f;
-    memcpy(&f, w + 4 * l, 4);
-    return f;
-}
-static inline float load_f16(const uint8_t *w, int64_t l) { return tk_read_f16(w + 2 * l); }
-static inline float load_bf16(const uint8_t *w, int64_t l) { return tk_bf16_to_fp32(tk_read_u16(w + 2 * l)); }
-
-TK_F32_KERNEL(kernel_f32, load_f32)
-TK_F32_KERNEL(kernel_f16, load_f16)
-TK_F32_KERNEL(kernel_bf16, load_bf16)
+TK_F32_KERNEL(kernel_f32, tk_load_f32)
+TK_F32_KERNEL(kernel_f16, tk_load_f16)
+TK_F32_KERNEL(kernel_bf16, tk_load_bf16)
 
 tk_f32_kernel tk_f32_kernel_portable(int wtype) {
     switch (wtype) {

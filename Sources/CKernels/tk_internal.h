@@ -79,3 +79,12 @@ const struct tk_backend **tk_pool_backend_slot(struct tk_pool *pool);
 
 static inline uint16_t tk_read_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static inline float tk_read_f16(const uint8_t *p) { return tk_fp16_to_fp32(tk_read_u16(p)); }
+
+/* Element l of a float-typed weight row (F32, F16, BF16), for the kernels' scalar paths. */
+static inline float tk_load_f32(const uint8_t *w, int64_t l) {
+    float f;
+    memcpy(&f, w + 4 * l, 4);
+    return f;
+}
+static inline float tk_load_f16(const uint8_t *w, int64_t l) { return tk_read_f16(w + 2 * l); }
+static inline float tk_load_bf16(const uint8_t *w, int64_t l) { return tk_bf16_to_fp32(tk_read_u16(w + 2 * l)); }
