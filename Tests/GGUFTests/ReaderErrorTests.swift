@@ -146,4 +146,33 @@ import GGUF
         #expect(try openError(bytes) == nil)
         #expect(messages.count > 1)
     }
+
+    /// Random byte corruption anywhere before the data section: opening either succeeds
+    /// with every tensor inside the file, or fails with a GGUFError, never a crash.
+    @Test func corruptedHeadersNeverCrash() throws {
+        let valid = try RoundTripTests.smallModel().serialize()
+        let headerEnd = valid.count - 512 - 80  // the tensors' data takes the last ~600 bytes
+        var rng = SplitMix64(seed: 2024)
+        var failures = 0
+        let folder = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("fuzz.gguf").path
+        for _ in 0..<1500 {
+            var bytes = valid
+            for _ in 0..<Int.random(in: 1...3, using: &rng) {
+                bytes[Int.random(in: 0..<headerEnd, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+            }
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            do {
+                let file = try GGUFFile(path: path)
+                for tensor in file.tensors {
+                    #expect(file.dataOffset + tensor.offset + tensor.byteCount <= file.fileSize)
+                    #expect(file.data(for: tensor).count == tensor.byteCount)
+                }
+            } catch is GGUFError {
+                failures += 1
+            }
+        }
+        #expect(failures > 100)
+    }
 }

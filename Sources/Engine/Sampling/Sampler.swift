@@ -85,6 +85,7 @@ public struct Sampler: Sendable {
         var threshold = minP
         if parameters.topP < 1 {
             threshold = max(threshold, Float((1 - Double(parameters.topP)) * total / Double(work.count)))
+            if parameters.topK == 0 { threshold = max(threshold, nucleusBound()) }
         }
         collectCandidates(above: threshold)
         if parameters.topK > candidates.count && threshold > minP {
@@ -123,6 +124,26 @@ public struct Sampler: Sendable {
             if u < cumulative { return c }
         }
         return candidates[candidates.count - 1]
+    }
+
+    /// A probability the nucleus never goes below (top-p without top-k): the largest of
+    /// 1/2, 1/4, … such that the tokens at or above it already hold top-p of the mass left
+    /// after min-p. Sorting then covers those tokens only; each try is one pass over `work`.
+    private func nucleusBound() -> Float {
+        let minP = parameters.minP
+        return work.withUnsafeBufferPointer { w in
+            var mass: Double = 0
+            for p in w where p >= minP { mass += Double(p) }
+            let target = Double(parameters.topP) * mass
+            var bound: Float = 0.5
+            while bound > 1e-30 {
+                var above: Double = 0
+                for p in w where p >= bound && p >= minP { above += Double(p) }
+                if above >= target { return bound }
+                bound *= 0.25
+            }
+            return 0
+        }
     }
 
     /// Higher probability first; among equals, the lower token id.
