@@ -38,7 +38,7 @@ struct ByteLevelBPE: Sendable {
         var symbols: [Int32] = []
         var next: [Int32] = []
         var prev: [Int32] = []
-        var heap = PairHeap()
+        var heap = MinHeap<PairCandidate>()
     }
 
     /// Appends the tokens of one pre-tokenized word (its UTF-8 bytes) to `output`.
@@ -65,7 +65,7 @@ struct ByteLevelBPE: Sendable {
         withUnsafeMutableBufferPointers(&scratch) { symbols, next, prev, heap in
             for i in 0..<(count - 1) {
                 if let m = merge(symbols[i], symbols[i + 1]) {
-                    heap.push(.init(rank: m.rank, left: Int32(i), leftID: symbols[i], rightID: symbols[i + 1]))
+                    heap.push(PairCandidate(rank: m.rank, left: Int32(i), leftID: symbols[i], rightID: symbols[i + 1]))
                 }
             }
             while let candidate = heap.pop() {
@@ -80,13 +80,13 @@ struct ByteLevelBPE: Sendable {
                 if prev[left] >= 0 {
                     let p = Int(prev[left])
                     if let pm = merge(symbols[p], symbols[left]) {
-                        heap.push(.init(rank: pm.rank, left: Int32(p), leftID: symbols[p], rightID: symbols[left]))
+                        heap.push(PairCandidate(rank: pm.rank, left: Int32(p), leftID: symbols[p], rightID: symbols[left]))
                     }
                 }
                 if next[left] >= 0 {
                     let n = Int(next[left])
                     if let nm = merge(symbols[left], symbols[n]) {
-                        heap.push(.init(rank: nm.rank, left: Int32(left), leftID: symbols[left], rightID: symbols[n]))
+                        heap.push(PairCandidate(rank: nm.rank, left: Int32(left), leftID: symbols[left], rightID: symbols[n]))
                     }
                 }
             }
@@ -100,7 +100,7 @@ struct ByteLevelBPE: Sendable {
 
     private func withUnsafeMutableBufferPointers(
         _ scratch: inout Scratch,
-        _ body: (UnsafeMutableBufferPointer<Int32>, UnsafeMutableBufferPointer<Int32>, UnsafeMutableBufferPointer<Int32>, inout PairHeap) -> Void
+        _ body: (UnsafeMutableBufferPointer<Int32>, UnsafeMutableBufferPointer<Int32>, UnsafeMutableBufferPointer<Int32>, inout MinHeap<PairCandidate>) -> Void
     ) {
         scratch.symbols.withUnsafeMutableBufferPointer { symbols in
             scratch.next.withUnsafeMutableBufferPointer { next in
@@ -112,50 +112,15 @@ struct ByteLevelBPE: Sendable {
     }
 }
 
-/// A binary min-heap of merge candidates ordered by rank, then by position (leftmost first).
-struct PairHeap {
-    struct Entry {
-        var rank: Int32
-        var left: Int32
-        var leftID: Int32
-        var rightID: Int32
-        func precedes(_ other: Entry) -> Bool {
-            rank != other.rank ? rank < other.rank : left < other.left
-        }
-    }
+/// A merge candidate: ordered by rank, then by position (leftmost first).
+struct PairCandidate: HeapOrdered {
+    var rank: Int32
+    var left: Int32
+    var leftID: Int32
+    var rightID: Int32
 
-    private var entries: [Entry] = []
-
-    mutating func removeAll() { entries.removeAll(keepingCapacity: true) }
-
-    mutating func push(_ entry: Entry) {
-        entries.append(entry)
-        var child = entries.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard entries[child].precedes(entries[parent]) else { break }
-            entries.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    mutating func pop() -> Entry? {
-        guard let top = entries.first else { return nil }
-        let last = entries.removeLast()
-        if !entries.isEmpty {
-            entries[0] = last
-            var parent = 0
-            while true {
-                let l = 2 * parent + 1, r = l + 1
-                var best = parent
-                if l < entries.count && entries[l].precedes(entries[best]) { best = l }
-                if r < entries.count && entries[r].precedes(entries[best]) { best = r }
-                if best == parent { break }
-                entries.swapAt(parent, best)
-                parent = best
-            }
-        }
-        return top
+    func precedes(_ other: PairCandidate) -> Bool {
+        rank != other.rank ? rank < other.rank : left < other.left
     }
 }
 

@@ -22,7 +22,7 @@ struct SentencePieceBPE: Sendable {
         var next: Int
     }
 
-    private struct Bigram {
+    private struct Bigram: HeapOrdered {
         var score: Float
         var left: Int
         var right: Int
@@ -45,17 +45,17 @@ struct SentencePieceBPE: Sendable {
         guard !symbols.isEmpty else { return }
         symbols[symbols.count - 1].next = -1
 
-        var heap: [Bigram] = []
+        var heap = MinHeap<Bigram>()
 
         func tryAddBigram(_ left: Int, _ right: Int) {
             guard left >= 0, right >= 0 else { return }
             let start = symbols[left].start, count = symbols[left].count + symbols[right].count
             guard let id = idsByBytes[Array(text[start..<(start + count)])] else { return }
-            Self.push(Bigram(score: scores[Int(id)], left: left, right: right, count: count), into: &heap)
+            heap.push(Bigram(score: scores[Int(id)], left: left, right: right, count: count))
         }
 
         for i in 1..<symbols.count { tryAddBigram(i - 1, i) }
-        while let bigram = Self.pop(from: &heap) {
+        while let bigram = heap.pop() {
             let left = bigram.left, right = bigram.right
             // Stale: one side already merged into something else.
             guard symbols[left].count > 0, symbols[right].count > 0,
@@ -90,35 +90,5 @@ struct SentencePieceBPE: Sendable {
         case 0xC0...: 2
         default: 1
         }
-    }
-
-    private static func push(_ bigram: Bigram, into heap: inout [Bigram]) {
-        heap.append(bigram)
-        var child = heap.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard heap[child].precedes(heap[parent]) else { break }
-            heap.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    private static func pop(from heap: inout [Bigram]) -> Bigram? {
-        guard let top = heap.first else { return nil }
-        let last = heap.removeLast()
-        if !heap.isEmpty {
-            heap[0] = last
-            var parent = 0
-            while true {
-                let l = 2 * parent + 1, r = l + 1
-                var best = parent
-                if l < heap.count && heap[l].precedes(heap[best]) { best = l }
-                if r < heap.count && heap[r].precedes(heap[best]) { best = r }
-                if best == parent { break }
-                heap.swapAt(parent, best)
-                parent = best
-            }
-        }
-        return top
     }
 }

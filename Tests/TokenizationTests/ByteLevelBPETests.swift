@@ -38,6 +38,39 @@ struct ByteLevelBPETests {
         }
     }
 
+    /// Seeded random strings over the characters where the pre-tokenizer patterns differ:
+    /// spaces and newlines of each kind, apostrophes, digits, letters of several scripts,
+    /// combining marks, punctuation, emoji.
+    static func randomStrings(count: Int, seed: UInt64) -> [String] {
+        let pool: [String] = [
+            " ", " ", "  ", "\n", "\r\n", "\t", "\u{00A0}", "\u{3000}", "'", "'s", "'LL", "'d", "'t ", "'ve",
+            "a", "B", "word", "Word", "x", "é", "ß", "ǅ", "ʰ", "1", "23", "4567", "٣", "½", "Ⅻ",
+            ".", ",", "!", "?", "-", "_", "(", ")", "{", "}", "\"", "#", "…", "—", "€",
+            "日", "本", "語", "한", "ก", "\u{0301}", "\u{0915}\u{094D}", "🦙", "👍🏽", "👨‍👩‍👧",
+            "<|im_start|>", "<|im_end|>",
+        ]
+        var state = seed
+        func next() -> Int {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return Int(truncatingIfNeeded: (z ^ (z >> 31)) >> 1)
+        }
+        return (0..<count).map { _ in (0..<(1 + next() % 24)).map { _ in pool[next() % pool.count] }.joined() }
+    }
+
+    @Test("random strings: ids equal Hugging Face tokenizers'", arguments: ["smollm", "gpt2", "llama3", "qwen2"])
+    func randomStringsMatchReference(pre: String) throws {
+        let tokenizer = try tokenizer(pre: pre)
+        let strings = Self.randomStrings(count: 400, seed: 42)
+        let expected = try referenceIDs(pre: pre, strings)
+        for (text, ids) in zip(strings, expected) {
+            #expect(tokenizer.encode(text, addSpecial: false) == ids, "\(pre): \(text.debugDescription)")
+            #expect(tokenizer.decode(ids) == text)
+        }
+    }
+
     @Test func knownIDs() throws {
         let tokenizer = try tokenizer()
         // Each digit alone (smollm), and the special tokens as single ids.

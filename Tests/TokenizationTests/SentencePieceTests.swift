@@ -37,7 +37,7 @@ struct SentencePieceTests {
         "Hello world", "The capital of France is", "  two leading spaces", "trailing ",
         "tokens and merges", "numbers 12345 and 3.14", "def f():\n    return 1",
         "unseen: 🦙 日本 ß", "mixed\ttabs\nnewlines", "x", "",
-    ]
+    ] + ByteLevelBPETests.randomStrings(count: 200, seed: 7).map { $0.replacingOccurrences(of: "<|im_", with: "<") }
 
     func reference() throws -> Reference {
         let workdir = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-spm-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
