@@ -257,7 +257,8 @@ int main(int argc, char **argv) {
         if (only && strcmp(only, t->name)) continue;
         printf("\n%-5s %11s %5s %10s %9s %9s\n", t->name, "n x k", "m", "us/call", "GB/s", "GFLOP/s");
         for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
-            int64_t n = shapes[si].n, k = shapes[si].k;
+            // K-quants need k % 256 == 0: SmolLM2's 576 becomes 768 for them.
+            int64_t n = shapes[si].n, k = (shapes[si].k + t->block_size - 1) / t->block_size * t->block_size;
             void *w = random_weights(t, n, k);
             double wbytes = (double)(n * k / t->block_size * t->block_bytes);
             for (size_t mi = 0; mi < sizeof(ms) / sizeof(ms[0]); mi++) {
@@ -266,7 +267,10 @@ int main(int argc, char **argv) {
                 for (int64_t i = 0; i < m * k; i++) x[i] = next_unit();
                 double flops = 2.0 * (double)n * (double)k * (double)m;
                 int reps = (int)(2e8 / (flops + 4e6 * (double)m)) + 3; // ~0.1-0.3 s per case
-                tk_matmul(pool, t->type, w, n, k, x, m, y); // warm up
+                if (tk_matmul(pool, t->type, w, n, k, x, m, y) != 0) { // warm up
+                    fprintf(stderr, "tk_matmul failed for %s %lldx%lld\n", t->name, (long long)n, (long long)k);
+                    return 1;
+                }
                 double best = 1e9;
                 for (int rep = 0; rep < 3; rep++) {
                     double t0 = now_s();

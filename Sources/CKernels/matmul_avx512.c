@@ -309,33 +309,71 @@ static void staged_product(tk_stage_fn stage, const uint8_t *w, int64_t row_byte
 }
 
 // Few activation rows (decode, batched decode): staging would cost about as much as the
-// product, so Q4_1 and Q8_0 rows are unpacked in registers, two blocks per step, and used for
-// up to four activation rows at a time.
+// product, so rows of the 32-wide types are unpacked in registers, two blocks per step, and
+// used for up to four activation rows at a time.
 // Each step yields the unsigned weights of blocks 2p, 2p+1 in element order, their scales as
 // [d0, o0, d1, o1] (o: the per-block offset before the 1/d_x factor, see tk_stage).
-static inline __attribute__((always_inline)) __m512i pair_q4_1(const uint8_t *blk, __m128 *dm) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256i qs = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(blk + 4))),
-                                         _mm_loadu_si128((const __m128i *)(blk + TK_Q4_1_BYTES + 4)), 1);
-    __m256i lo = _mm256_and_si256(qs, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qs, 4), m4);
-    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); // b0lo b1lo b0hi b1hi
-    *dm = _mm_cvtph_ps(_mm_set_epi32(0, 0, (int)read_u32(blk + TK_Q4_1_BYTES), (int)read_u32(blk)));
-    return _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
+// Two 16-byte nibble groups -> [lo0, hi0, lo1, hi1] = elements 0–31 of block 0, then block 1:
+// broadcasts from memory (no shuffle uops), then a shift by 4 of each block's second copy.
+static inline __attribute__((always_inline)) __m512i nibble_pair(const uint8_t *qs0, const uint8_t *qs1) {
+    __m512i z = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)qs0));
+    z = _mm512_mask_broadcast_i32x4(z, 0xFF00, _mm_loadu_si128((const __m128i *)qs1));
+    return _mm512_and_si512(_mm512_srlv_epi64(z, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0)), _mm512_set1_epi8(0x0F));
 }
 
-static inline __attribute__((always_inline)) __m512i pair_q8_0(const uint8_t *blk, __m128 *dm) {
-    __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(blk + 2))),
-                                   _mm256_loadu_si256((const __m256i *)(blk + TK_Q8_0_BYTES + 2)), 1);
-    __m128 d = _mm_cvtph_ps(_mm_set_epi32(0, 0, 0, (int)(tk_read_u16(blk) | ((uint32_t)tk_read_u16(blk + TK_Q8_0_BYTES) << 16))));
-    *dm = _mm_mul_ps(_mm_unpacklo_ps(d, d), _mm_set_ps(-128.0f, 1.0f, -128.0f, 1.0f)); // [d0, -128 d0, d1, -128 d1]
-    return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+// [d0, offset0, d1, offset1] from the fp16 scale(s) at the start of two blocks: with a min
+// (Q4_1, Q5_1) the offset is the min; without, it is `zero_point` × d.
+static inline __attribute__((always_inline)) __m128 pair_scales(const uint8_t *b0, const uint8_t *b1, int has_min,
+                                                               float zero_point) {
+    if (has_min) return _mm_cvtph_ps(_mm_set_epi32(0, 0, (int)read_u32(b1), (int)read_u32(b0)));
+    __m128 d = _mm_cvtph_ps(_mm_set_epi32(0, 0, 0, (int)(tk_read_u16(b0) | ((uint32_t)tk_read_u16(b1) << 16))));
+    return _mm_mul_ps(_mm_unpacklo_ps(d, d), _mm_set_ps(zero_point, 1.0f, zero_point, 1.0f));
+}
+
+static inline __attribute__((always_inline)) int fused_block_bytes(int wtype) {
+    switch (wtype) {
+    case TK_Q4_0: return TK_Q4_0_BYTES;
+    case TK_Q4_1: return TK_Q4_1_BYTES;
+    case TK_Q5_0: return TK_Q5_0_BYTES;
+    case TK_Q5_1: return TK_Q5_1_BYTES;
+    default: return TK_Q8_0_BYTES;
+    }
+}
+
+// Unsigned weights of blocks b0, b1 in element order and their scales (see pair_scales).
+static inline __attribute__((always_inline)) __m512i fused_pair(int wtype, const uint8_t *b0, __m128 *dm) {
+    const uint8_t *b1 = b0 + fused_block_bytes(wtype);
+    switch (wtype) {
+    case TK_Q4_0:
+        *dm = pair_scales(b0, b1, 0, -8.0f);
+        return nibble_pair(b0 + 2, b1 + 2);
+    case TK_Q4_1:
+        *dm = pair_scales(b0, b1, 1, 0.0f);
+        return nibble_pair(b0 + 4, b1 + 4);
+    case TK_Q5_0:
+    case TK_Q5_1: {
+        int has_min = wtype == TK_Q5_1, qh_at = has_min ? 4 : 2;
+        *dm = pair_scales(b0, b1, has_min, -16.0f);
+        __m512i z = nibble_pair(b0 + qh_at + 4, b1 + qh_at + 4);
+        // Bit l of a block's qh is the fifth bit of its element l, which is byte l here.
+        __mmask64 high = (__mmask64)read_u32(b0 + qh_at) | ((__mmask64)read_u32(b1 + qh_at) << 32);
+        return _mm512_mask_add_epi8(z, high, z, _mm512_set1_epi8(16));
+    }
+    default: { // Q8_0: signed bytes biased to unsigned; the offset removes 128·Σx
+        *dm = pair_scales(b0, b1, 0, -128.0f);
+        __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + 2))),
+                                       _mm256_loadu_si256((const __m256i *)(b1 + 2)), 1);
+        return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+    }
+    }
 }
 
 static inline __attribute__((always_inline)) void fused_rows(int wtype, const uint8_t *w, int64_t row_bytes,
                                                              int64_t i0, int64_t i1, int64_t k,
                                                              const tk_act_q8 *x, int64_t j0, int rn, float *y,
                                                              int64_t ldy) {
-    int64_t nb = k / TK_QK, npairs = nb / 2, block_bytes = wtype == TK_Q4_1 ? TK_Q4_1_BYTES : TK_Q8_0_BYTES;
+    int64_t nb = k / TK_QK, npairs = nb / 2, block_bytes = fused_block_bytes(wtype);
+    tk_q8_dot tail_dot = tk_q8_dot_portable(wtype);
     const __m512i zero = _mm512_setzero_si512();
     const __m512i spread = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
     for (int64_t i = i0; i < i1; i++) {
@@ -348,8 +386,7 @@ static inline __attribute__((always_inline)) void fused_rows(int wtype, const ui
         }
         for (int64_t p = 0; p < npairs; p++) {
             __m128 dm;
-            __m512i wq = wtype == TK_Q4_1 ? pair_q4_1(row + 2 * p * block_bytes, &dm)
-                                          : pair_q8_0(row + 2 * p * block_bytes, &dm);
+            __m512i wq = fused_pair(wtype, row + 2 * p * block_bytes, &dm);
             __m512 wd = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(dm));
             __m128 wo = _mm_permute_ps(dm, _MM_SHUFFLE(3, 3, 1, 1));
             for (int col = 0; col < rn; col++) {
@@ -366,20 +403,9 @@ static inline __attribute__((always_inline)) void fused_rows(int wtype, const ui
             float v = _mm512_reduce_add_ps(acc[col]);
             __m128 o = _mm_add_ps(off[col], _mm_movehl_ps(off[col], off[col]));
             v += _mm_cvtss_f32(_mm_add_ss(o, _mm_movehdup_ps(o)));
-            if (nb & 1) { // last, unpaired block
-                const uint8_t *blk = row + (nb - 1) * block_bytes;
-                const int8_t *xq = x->q + j * x->q_stride + 32 * (nb - 1);
-                const float *xs = x->s + j * x->b_stride * 2 + 2 * (nb - 1);
-                float xd = x->d[j * x->b_stride + nb - 1];
-                int sum = 0;
-                if (wtype == TK_Q4_1) {
-                    for (int l = 0; l < 16; l++) sum += (blk[4 + l] & 0xF) * xq[l] + (blk[4 + l] >> 4) * xq[l + 16];
-                    v += f16(blk) * xd * (float)sum + f16(blk + 2) * (xs[0] + xs[1]);
-                } else {
-                    for (int l = 0; l < 32; l++) sum += (int8_t)blk[2 + l] * xq[l];
-                    v += f16(blk) * xd * (float)sum;
-                }
-            }
+            if (nb & 1) // last, unpaired block
+                v += tail_dot(row + (nb - 1) * block_bytes, TK_QK, x->q + j * x->q_stride + 32 * (nb - 1),
+                              x->d + j * x->b_stride + nb - 1, x->s + j * x->b_stride * 2 + 2 * (nb - 1));
             y[j * ldy + i] = v;
         }
     }
@@ -397,7 +423,10 @@ static inline __attribute__((always_inline)) void fused_rows(int wtype, const ui
         default: break;                                                                            \
         }                                                                                          \
     }
+TK_FUSED(q4_0, TK_Q4_0)
 TK_FUSED(q4_1, TK_Q4_1)
+TK_FUSED(q5_0, TK_Q5_0)
+TK_FUSED(q5_1, TK_Q5_1)
 TK_FUSED(q8_0, TK_Q8_0)
 
 // Up to this many activation rows the fused kernels beat staging (m = 8: 100 vs 83 GFLOP/s on
@@ -411,24 +440,22 @@ TK_FUSED(q8_0, TK_Q8_0)
                               const tk_act_q8 *x, int64_t j0, int64_t j1, float *y, int64_t ldy) {  \
         staged_product(stage_##type, w, row_bytes, i0, i1, k, x, j0, j1, y, ldy);                  \
     }
-TK_STAGED_KERNEL(q4_0)
-
-static void kernel_q4_1(const uint8_t *w, int64_t row_bytes, int64_t i0, int64_t i1, int64_t k,
-                        const tk_act_q8 *x, int64_t j0, int64_t j1, float *y, int64_t ldy) {
-    if (j1 - j0 <= TK_FUSED_MAX_ROWS) fused_q4_1(w, row_bytes, i0, i1, k, x, j0, j1, y, ldy);
-    else staged_product(stage_q4_1, w, row_bytes, i0, i1, k, x, j0, j1, y, ldy);
-}
-TK_STAGED_KERNEL(q5_0)
-TK_STAGED_KERNEL(q5_1)
-
-static void kernel_q8_0(const uint8_t *w, int64_t row_bytes, int64_t i0, int64_t i1, int64_t k,
-                        const tk_act_q8 *x, int64_t j0, int64_t j1, float *y, int64_t ldy) {
-    if (j1 - j0 <= TK_FUSED_MAX_ROWS) fused_q8_0(w, row_bytes, i0, i1, k, x, j0, j1, y, ldy);
-    else staged_product(stage_q8_0, w, row_bytes, i0, i1, k, x, j0, j1, y, ldy);
-}
 TK_STAGED_KERNEL(q4_K)
 TK_STAGED_KERNEL(q5_K)
 TK_STAGED_KERNEL(q6_K)
+
+// The 32-wide types: fused kernels for few activation rows, staging above.
+#define TK_FUSED_OR_STAGED_KERNEL(type)                                                            \
+    static void kernel_##type(const uint8_t *w, int64_t row_bytes, int64_t i0, int64_t i1, int64_t k, \
+                              const tk_act_q8 *x, int64_t j0, int64_t j1, float *y, int64_t ldy) {  \
+        if (j1 - j0 <= TK_FUSED_MAX_ROWS) fused_##type(w, row_bytes, i0, i1, k, x, j0, j1, y, ldy);  \
+        else staged_product(stage_##type, w, row_bytes, i0, i1, k, x, j0, j1, y, ldy);              \
+    }
+TK_FUSED_OR_STAGED_KERNEL(q4_0)
+TK_FUSED_OR_STAGED_KERNEL(q4_1)
+TK_FUSED_OR_STAGED_KERNEL(q5_0)
+TK_FUSED_OR_STAGED_KERNEL(q5_1)
+TK_FUSED_OR_STAGED_KERNEL(q8_0)
 
 tk_q8_kernel tk_q8_kernel_avx512(int wtype) {
     switch (wtype) {

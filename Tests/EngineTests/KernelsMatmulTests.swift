@@ -1,4 +1,5 @@
 import CKernels
+import Foundation
 import Testing
 
 /// tk_matmul against a float64 product of tk_dequantize_row'd weights and the f32 activations.
@@ -93,9 +94,16 @@ import Testing
         #expect(y == [0, 0, 0, 0])
     }
 
-    @Test func backendNameIsKnown() {
+    /// A CPU whose /proc/cpuinfo lists the AVX-512 VNNI features gets the SIMD kernels.
+    @Test func backendMatchesTheCPU() throws {
         let name = String(cString: tk_cpu_backend())
-        #expect(["avx512-vnni", "avx2", "portable"].contains(name))
+        #expect(["avx512-vnni", "portable"].contains(name))
+        guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+        else { return }
+        let flags = Set(flagsLine.split(separator: " ").map(String.init))
+        let needed = ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni", "f16c", "fma"]
+        #expect((name == "avx512-vnni") == needed.allSatisfy(flags.contains))
     }
 }
 

@@ -32,7 +32,8 @@ int tk_matmul(tk_pool *pool, int wtype, const void *w, int64_t n, int64_t k,
 // Whether tk_matmul supports weights of this ggml type.
 int tk_matmul_supports(int wtype);
 
-// The SIMD path chosen for this CPU: "avx512-vnni", "avx2" or "portable".
+// The kernels chosen for this CPU at first use: "avx512-vnni" (x86-64 with AVX-512 F/BW/VL/DQ,
+// VNNI, F16C, FMA) or "portable" (plain C, any CPU). There is no AVX2 variant yet.
 const char *tk_cpu_backend(void);
 
 // Makes tk_matmul calls on this pool use the named backend instead of the CPU's best (for
