@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: multi-api-server versus supervisord (PyPI `supervisor`) over the same
 # tandem-test-worker: restart after SIGKILL, detection of a SIGSTOP'd worker, start of a
-# fleet of 8 ranks. Prints a Markdown table (paste into BENCHMARKS-supervisor.md).
+# fleet of 8 ranks. Prints a Markdown table (paste into BENCHMARKS.md, "Supervisor").
 # Usage: scripts/bench-supervisor.sh [repetitions]   (default 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."

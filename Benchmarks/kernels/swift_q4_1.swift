@@ -1,6 +1,6 @@
 // The same Q4_1 × 8-bit-activation product as tk_matmul's, written in plain Swift with SIMD
 // types, to decide between a Swift kernel built for the host CPU and the C target with runtime
-// dispatch (BENCHMARKS-kernels.md). Built twice by swift_compare.sh: baseline x86-64 and
+// dispatch (BENCHMARKS.md, "Kernels"). Built twice by swift_compare.sh: baseline x86-64 and
 // -target-cpu znver4. One thread; weights of shape n × k; m activation rows.
 #if canImport(Glibc)
 import Glibc

@@ -15,7 +15,7 @@ SUPERVISOR = os.path.join(BUILD, "multi-api-server")
 WORKER = os.path.join(BUILD, "tandem-test-worker")
 POLL = 0.005
 
-# The supervisor's health and restart settings for this benchmark (see BENCHMARKS-supervisor.md).
+# The supervisor's health and restart settings for this benchmark (see BENCHMARKS.md, "Supervisor").
 SUPERVISOR_FLAGS = ["--health-interval", "0.5", "--health-timeout", "0.5", "--health-failure-threshold", "3",
                     "--startup-grace", "10", "--restart-backoff", "0.1", "--stable-period", "1", "--crash-loop-restarts", "1000",
                     "--shutdown-timeout", "5"]
