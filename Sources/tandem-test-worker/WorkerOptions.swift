@@ -34,6 +34,35 @@ struct UsageError: Error {
 }
 
 extension WorkerOptions {
+    static let usage = """
+        USAGE: tandem-test-worker [--port N] [<flags>]
+
+        A stand-in for api-server in the supervisor's tests: binds every port it is given,
+        serves GET /health and GET /metrics, and misbehaves on request. Exit 78 on a bad flag.
+
+        WORKER FLAGS (as multi-api-server passes them):
+          --host ADDRESS                  Address to bind (default 0.0.0.0).
+          --port N                        API port: GET /health (503 while starting, then 200).
+          --metrics-port N                GET /metrics (Prometheus text).
+          --engine-worker-queue-port N    Bound and held.
+          --cache-queue-port N            Bound and held.
+          --pd-comm-port N                Bound and held.
+          --rdma-comm-ports A,B,...       Bound and held.
+          --local-data-parallel-id I      Recorded in the startup line.
+          --data-parallel-size N          Recorded in the startup line.
+          --tensor-parallel-size N        Recorded in the startup line.
+
+        FAULTS (apply to every rank unless --fault-rank names one, via env TANDEM_RANK):
+          --startup-delay SECONDS         Answer /health with 503 this long after start.
+          --crash-after SECONDS           Exit with status 1 after this long.
+          --exit-code N                   Exit at once with status N (78: bad configuration).
+          --flood-log                     Write to stdout as fast as possible while serving.
+          --hang-after SECONDS            Stop answering any request after this long.
+          --fault-rank R                  Apply the faults only where TANDEM_RANK is R.
+          -h, --help                      Show this text.
+
+        """
+
     static func parse(_ arguments: [String]) throws(UsageError) -> WorkerOptions {
         var options = WorkerOptions()
         var index = 0

@@ -13,6 +13,11 @@ signal(SIGPIPE, SIG_IGN)
 signal(SIGTERM, exitZeroOnSignal)
 signal(SIGINT, exitZeroOnSignal)
 
+if CommandLine.arguments.dropFirst().contains(where: { $0 == "--help" || $0 == "-h" }) {
+    print(WorkerOptions.usage, terminator: "")
+    exit(0)
+}
+
 let options: WorkerOptions
 do {
     options = try WorkerOptions.parse(Array(CommandLine.arguments.dropFirst()))

@@ -32,6 +32,21 @@ private func run(_ executable: String, _ arguments: [String], environment: [Stri
             #expect(manPage.contains(flag), "\(flag) is in --help but not in Man/multi-api-server.1")
         }
     }
+
+    @Test func everyFlagOfTheTestWorkerIsInItsManPage() throws {
+        let worker = URL(fileURLWithPath: FleetPlanner.runningExecutablePath()).deletingLastPathComponent()
+            .appendingPathComponent("tandem-test-worker").path
+        let (status, help) = try run(worker, ["--help"])
+        #expect(status == 0)
+        let flags = Set(help.matches(of: /--[a-z][a-z-]*[a-z]/).map { String($0.output) })
+        #expect(flags.count >= 16)
+        #expect(flags.contains("--fault-rank") && flags.contains("--rdma-comm-ports"))
+        let manPage = try String(contentsOfFile: packageRoot + "/Man/tandem-test-worker.1", encoding: .utf8)
+            .replacingOccurrences(of: "\\-", with: "-")
+        for flag in flags.sorted() {
+            #expect(manPage.contains(flag), "\(flag) is in --help but not in Man/tandem-test-worker.1")
+        }
+    }
 }
 
 @Suite(.serialized) struct SystemdUnitTests {
