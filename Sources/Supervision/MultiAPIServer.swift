@@ -18,7 +18,7 @@ public struct MultiAPIServer: AsyncParsableCommand {
     /// resolves to its synchronous variant there, which refuses async commands).
     public static func runAsMain() async {
         do {
-            var command = try parse()
+            let command = try parse()
             try await command.run()
         } catch {
             exit(withError: error)

@@ -141,7 +141,7 @@ import Testing
     @Test func workerThatFailsToExecIsAClearErrorAndNothingKeepsRunning() throws {
         // Executable, but its interpreter does not exist: execve fails in the child, after fork.
         let path = NSTemporaryDirectory() + "tandem-bad-interpreter-\(UUID().uuidString.prefix(8))"
-        FileManager.default.createFile(atPath: path, contents: Data("#!/nonexistent/interpreter\n".utf8),
+        _ = FileManager.default.createFile(atPath: path, contents: Data("#!/nonexistent/interpreter\n".utf8),
                                        attributes: [.posixPermissions: 0o755])
         defer { try? FileManager.default.removeItem(atPath: path) }
         let fleet = try Fleet(arguments: ["--num-servers", "2"] + Self.quick, workerBinary: path)

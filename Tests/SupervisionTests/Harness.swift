@@ -166,7 +166,7 @@ final class Fleet {
         self.controlPort = controlPort
         logDirectory = NSTemporaryDirectory() + "tandem-fleet-\(tag.prefix(8))"
         stderrPath = logDirectory + ".stderr"
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: Binaries.supervisor)
         process.arguments = ["--control-port", "\(controlPort)", "--log-dir", logDirectory,
                              "--worker-binary", workerBinary] + arguments

@@ -21,7 +21,7 @@ struct TandemProcess {
         process.arguments = arguments
         // stderr goes to a file so that neither stream can fill up and block the child.
         let errPath = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-stderr-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: errPath.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: errPath) }
         let errHandle = try FileHandle(forWritingTo: errPath)
         let out = Pipe()
