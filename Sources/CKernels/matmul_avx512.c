@@ -368,46 +368,76 @@ static inline __attribute__((always_inline)) __m512i fused_pair(int wtype, const
     }
 }
 
+// One pair of blocks (starting at block b) for up to TILE_COLS activation rows: products into
+// acc; returns the pair's offsets [o0, o0, o1, o1] (one per half block, as tk_stage's c).
+static inline __attribute__((always_inline)) __m128 fused_step(int wtype, const uint8_t *pair, int pad, int64_t b,
+                                                               const tk_act_q8 *x, int64_t j0, int rn, __m512 *acc) {
+    const __m512i spread = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m128 dm;
+    __m512i wq = fused_pair(wtype, pair, &dm);
+    if (pad) dm = _mm_blend_ps(dm, _mm_setzero_ps(), 0xC); // the zero block: d = offset = +0
+    __m512 wd = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(dm));
+    for (int col = 0; col < rn; col++) {
+        int64_t j = j0 + col;
+        __m512i xv = _mm512_loadu_si512((const void *)(x->q + j * x->q_stride + 32 * b));
+        __m512 xs = _mm512_loadu_ps(x->dexp + j * x->b_stride * 8 + 8 * b);
+        __m512 dot = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, xv));
+        acc[col] = _mm512_fmadd_ps(dot, _mm512_mul_ps(wd, xs), acc[col]);
+    }
+    return _mm_permute_ps(dm, _MM_SHUFFLE(3, 3, 1, 1));
+}
+
+// The same arithmetic as staged_product, in the same order, so that a row's result does not
+// depend on how many activation rows share the product (batch invariance): per segment of
+// SEG_BLOCKS blocks, products accumulate lane-wise over pairs of blocks; offsets accumulate
+// four pairs (16 half blocks) per step in 16 lanes, element e of the segment's c·s in lane
+// e mod 16, as dot_masked does; an odd last block is paired with a zero block; segment sums are
+// added to the result in order.
 static inline __attribute__((always_inline)) void fused_rows(int wtype, const uint8_t *w, int64_t row_bytes,
                                                              int64_t i0, int64_t i1, int64_t k,
                                                              const tk_act_q8 *x, int64_t j0, int rn, float *y,
                                                              int64_t ldy) {
-    int64_t nb = k / TK_QK, npairs = nb / 2, block_bytes = fused_block_bytes(wtype);
-    tk_q8_dot tail_dot = tk_q8_dot_portable(wtype);
-    const __m512i zero = _mm512_setzero_si512();
-    const __m512i spread = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+    int64_t nb = k / TK_QK, block_bytes = fused_block_bytes(wtype);
+    uint8_t padded[2 * TK_Q8_0_BYTES]; // the odd last block, then a zero block
     for (int64_t i = i0; i < i1; i++) {
         const uint8_t *row = w + i * row_bytes;
-        __m512 acc[TILE_COLS];
-        __m128 off[TILE_COLS];
-        for (int col = 0; col < rn; col++) {
-            acc[col] = _mm512_setzero_ps();
-            off[col] = _mm_setzero_ps();
-        }
-        for (int64_t p = 0; p < npairs; p++) {
-            __m128 dm;
-            __m512i wq = fused_pair(wtype, row + 2 * p * block_bytes, &dm);
-            __m512 wd = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(dm));
-            __m128 wo = _mm_permute_ps(dm, _MM_SHUFFLE(3, 3, 1, 1));
+        float total[TILE_COLS];
+        for (int64_t b0 = 0; b0 < nb; b0 += SEG_BLOCKS) {
+            int64_t nbs = nb - b0 < SEG_BLOCKS ? nb - b0 : SEG_BLOCKS, npairs = (nbs + 1) / 2;
+            __m512 acc[TILE_COLS], off[TILE_COLS];
+            for (int col = 0; col < rn; col++) acc[col] = off[col] = _mm512_setzero_ps();
+            for (int64_t p0 = 0; p0 < npairs; p0 += 4) {
+                int in_group = npairs - p0 < 4 ? (int)(npairs - p0) : 4;
+                __m512 wo = _mm512_setzero_ps();
+                for (int q = 0; q < in_group; q++) {
+                    int64_t b = b0 + 2 * (p0 + q);
+                    int pad = b + 1 == b0 + nbs;
+                    const uint8_t *pair = row + b * block_bytes;
+                    if (pad) {
+                        memcpy(padded, pair, (size_t)block_bytes);
+                        memset(padded + block_bytes, 0, (size_t)block_bytes);
+                        pair = padded;
+                    }
+                    __m128 o = fused_step(wtype, pair, pad, b, x, j0, rn, acc);
+                    switch (q) {
+                    case 0: wo = _mm512_insertf32x4(wo, o, 0); break;
+                    case 1: wo = _mm512_insertf32x4(wo, o, 1); break;
+                    case 2: wo = _mm512_insertf32x4(wo, o, 2); break;
+                    default: wo = _mm512_insertf32x4(wo, o, 3); break;
+                    }
+                }
+                __mmask16 lanes = (__mmask16)((1u << (4 * in_group)) - 1);
+                for (int col = 0; col < rn; col++) {
+                    const float *sx = x->s + (j0 + col) * x->b_stride * 2 + 2 * (b0 + 2 * p0);
+                    off[col] = _mm512_fmadd_ps(wo, _mm512_maskz_loadu_ps(lanes, sx), off[col]);
+                }
+            }
             for (int col = 0; col < rn; col++) {
-                int64_t j = j0 + col;
-                __m512i xv = _mm512_loadu_si512((const void *)(x->q + j * x->q_stride + 64 * p));
-                __m512 xs = _mm512_loadu_ps(x->dexp + j * x->b_stride * 8 + 16 * p);
-                __m512 dot = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, wq, xv));
-                acc[col] = _mm512_fmadd_ps(dot, _mm512_mul_ps(wd, xs), acc[col]);
-                off[col] = _mm_fmadd_ps(wo, _mm_loadu_ps(x->s + j * x->b_stride * 2 + 4 * p), off[col]);
+                float v = _mm512_reduce_add_ps(acc[col]) + _mm512_reduce_add_ps(off[col]);
+                total[col] = b0 > 0 ? total[col] + v : v;
             }
         }
-        for (int col = 0; col < rn; col++) {
-            int64_t j = j0 + col;
-            float v = _mm512_reduce_add_ps(acc[col]);
-            __m128 o = _mm_add_ps(off[col], _mm_movehl_ps(off[col], off[col]));
-            v += _mm_cvtss_f32(_mm_add_ss(o, _mm_movehdup_ps(o)));
-            if (nb & 1) // last, unpaired block
-                v += tail_dot(row + (nb - 1) * block_bytes, TK_QK, x->q + j * x->q_stride + 32 * (nb - 1),
-                              x->d + j * x->b_stride + nb - 1, x->s + j * x->b_stride * 2 + 2 * (nb - 1));
-            y[j * ldy + i] = v;
-        }
+        for (int col = 0; col < rn; col++) y[(j0 + col) * ldy + i] = total[col];
     }
 }
 

@@ -40,6 +40,40 @@ import Testing
         }
     }
 
+    /// Batch invariance: a row's result does not depend on how many other rows share the
+    /// product (nor on which kernel path the row count selects), bit for bit. Batched decoding
+    /// then produces exactly the tokens one sequence alone would.
+    @Test(arguments: quantizedTypes + floatTypes)
+    func eachRowEqualsItsProductAlone(type: KernelType) throws {
+        let pool = try #require(tk_pool_create(2))
+        defer { tk_pool_destroy(pool) }
+        let ks = type.blockSize == 256 ? [768, 2304] : (type.blockSize == 32 ? [608, 2304] : [601, 2304])
+        for backend in ["portable", String(cString: tk_cpu_backend())] {
+            #expect(tk_pool_set_backend(pool, backend) == 0)
+            for k in ks {
+                var rng = KernelsRng(seed: UInt64(Int(type.rawValue) * 7 + k))
+                let n = 37, m = 70 // fused up to 16 rows, staged above; 70 spans two 64-row blocks
+                let w = type.randomWeights(rows: n, k: k, rng: &rng)
+                let x = (0..<(m * k)).map { _ in Float(rng.unit() - 0.5) }
+                func product(_ rows: ArraySlice<Float>) -> [Float] {
+                    let count = rows.count / k
+                    var y = [Float](repeating: .nan, count: count * n)
+                    let input = Array(rows)
+                    let rc = w.withUnsafeBytes { wp in tk_matmul(pool, type.rawValue, wp.baseAddress, Int64(n), Int64(k), input, Int64(count), &y) }
+                    #expect(rc == 0)
+                    return y
+                }
+                let all = product(x[...])
+                for (start, count) in [(0, 1), (5, 1), (69, 1), (3, 4), (10, 17), (0, 16)] {
+                    let some = product(x[(start * k)..<((start + count) * k)])
+                    let same = Array(all[(start * n)..<((start + count) * n)])
+                    let differing = zip(some, same).filter { $0.0.bitPattern != $0.1.bitPattern }.count
+                    #expect(differing == 0, "\(type) \(backend) k=\(k): rows \(start)..<\(start + count) alone differ from the same rows among \(m) in \(differing) of \(some.count) values")
+                }
+            }
+        }
+    }
+
     @Test(arguments: [KernelType.q4_1, .q8_0, .q6_K, .f16])
     func sameResultWithOneAndTwoThreads(type: KernelType) throws {
         let one = try #require(tk_pool_create(1)), two = try #require(tk_pool_create(2))

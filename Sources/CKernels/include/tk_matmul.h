@@ -24,6 +24,8 @@ void tk_pool_run(tk_pool *pool, void (*fn)(void *ctx, int ith, int nth), void *c
 // k / block_size blocks). X and Y: f32, row-major, contiguous. pool may be NULL (runs on the
 // caller only). Quantized types quantize X to 8 bits per 32 values first (relative error
 // about 1e-3 against a float product); F32, F16 and BF16 weights use float arithmetic.
+// Batch invariant: row j of Y is the same, bit for bit, whatever m and the other rows of X are
+// (for a given backend), so batching never changes a sequence's results.
 // Returns 0, or -1 if the type is unsupported, k is not a multiple of its block size, or a
 // size is negative.
 int tk_matmul(tk_pool *pool, int wtype, const void *w, int64_t n, int64_t k,
