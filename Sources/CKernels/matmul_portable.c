@@ -196,20 +196,6 @@ TK_Q8_KERNEL(kernel_q4_K, dot_q4_K)
 TK_Q8_KERNEL(kernel_q5_K, dot_q5_K)
 TK_Q8_KERNEL(kernel_q6_K, dot_q6_K)
 
-tk_q8_dot tk_q8_dot_portable(int wtype) {
-    switch (wtype) {
-    case TK_Q4_0: return dot_q4_0;
-    case TK_Q4_1: return dot_q4_1;
-    case TK_Q5_0: return dot_q5_0;
-    case TK_Q5_1: return dot_q5_1;
-    case TK_Q8_0: return dot_q8_0;
-    case TK_Q4_K: return dot_q4_K;
-    case TK_Q5_K: return dot_q5_K;
-    case TK_Q6_K: return dot_q6_K;
-    default: return NULL;
-    }
-}
-
 tk_q8_kernel tk_q8_kernel_portable(int wtype) {
     switch (wtype) {
     case TK_Q4_0: return kernel_q4_0;

@@ -49,11 +49,6 @@ typedef void (*tk_f32_kernel)(const uint8_t *w, int64_t row_bytes, int64_t i0, i
 typedef void (*tk_quantize_rows_fn)(const float *x, int64_t k, int64_t j0, int64_t j1,
                                     const tk_act_q8 *out);
 
-// One weight row of k weights (whole blocks) against one quantized activation row:
-// xq = its int8 values, xd = its block scales, xs = its half-block sums (see tk_act_q8).
-typedef float (*tk_q8_dot)(const uint8_t *w, int64_t k, const int8_t *xq, const float *xd, const float *xs);
-tk_q8_dot tk_q8_dot_portable(int wtype);
-
 void tk_quantize_rows_portable(const float *x, int64_t k, int64_t j0, int64_t j1, const tk_act_q8 *out);
 tk_q8_kernel tk_q8_kernel_portable(int wtype);
 tk_f32_kernel tk_f32_kernel_portable(int wtype);
