@@ -12,17 +12,23 @@ import Testing
 @Suite struct KernelsMatmulTests {
     static let quantizedTypes: [KernelType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
     static let floatTypes: [KernelType] = [.f32, .f16, .bf16]
+    /// Both kernel paths: the portable C and this CPU's best.
+    static let backends = ["portable", String(cString: tk_cpu_backend())]
+
+    /// Row lengths k to test: an odd block count (padding), and one above 64 blocks (two staged
+    /// segments).
+    static func rowLengths(_ type: KernelType) -> [Int] {
+        type.blockSize == 256 ? [768, 2304] : (type.blockSize == 32 ? [608, 2304] : [601, 2304])
+    }
 
     @Test(arguments: quantizedTypes + floatTypes)
     func matchesFloat64Reference(type: KernelType) throws {
         let pool = try #require(tk_pool_create(2))
         defer { tk_pool_destroy(pool) }
         // n = 37: not a multiple of the thread count, the 4-row tile or the 16-row chunk.
-        // k: an odd block count (padding), and one above 64 blocks (two staged segments).
-        let ks = type.blockSize == 256 ? [768, 2304] : (type.blockSize == 32 ? [608, 2304] : [601, 2304])
-        for backend in ["portable", String(cString: tk_cpu_backend())] {
+        for backend in Self.backends {
             #expect(tk_pool_set_backend(pool, backend) == 0)
-            for k in ks {
+            for k in Self.rowLengths(type) {
                 var rng = KernelsRng(seed: UInt64(Int(type.rawValue) * 1000 + k))
                 let n = 37
                 let w = type.randomWeights(rows: n, k: k, rng: &rng)
@@ -47,10 +53,9 @@ import Testing
     func eachRowEqualsItsProductAlone(type: KernelType) throws {
         let pool = try #require(tk_pool_create(2))
         defer { tk_pool_destroy(pool) }
-        let ks = type.blockSize == 256 ? [768, 2304] : (type.blockSize == 32 ? [608, 2304] : [601, 2304])
-        for backend in ["portable", String(cString: tk_cpu_backend())] {
+        for backend in Self.backends {
             #expect(tk_pool_set_backend(pool, backend) == 0)
-            for k in ks {
+            for k in Self.rowLengths(type) {
                 var rng = KernelsRng(seed: UInt64(Int(type.rawValue) * 7 + k))
                 let n = 37, m = 70 // fused up to 16 rows, staged above; 70 spans two 64-row blocks
                 let w = type.randomWeights(rows: n, k: k, rng: &rng)
