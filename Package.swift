@@ -78,9 +78,9 @@ let package = Package(
 
         .testTarget(name: "FleetPlanningTests", dependencies: ["FleetPlanning"]),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "FleetPlanning"]),
-        .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Engine"]),
         .testTarget(
-            name: "TokenizationTests", dependencies: ["Tokenization", "GGUF"],
+            name: "TokenizationTests", dependencies: ["Tokenization", "GGUF", "Engine"],
             exclude: ["Python", "Templates"]
         ),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "GGUF", "Tokenization", "CKernels"]),

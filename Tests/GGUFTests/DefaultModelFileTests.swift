@@ -1,10 +1,11 @@
+import Engine
 import Testing
 import GGUF
 
 @Suite struct DefaultModelFileTests {
     let file: GGUFFile
 
-    init() throws { file = try GGUFFile(path: defaultModelPath()) }
+    init() throws { file = try GGUFFile(path: DefaultModel.path()) }
 
     @Test func metadataMatchesTheReference() throws {
         #expect(file.version == 3)

@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import GGUF
 import Tokenization
@@ -42,13 +43,8 @@ enum PythonReference {
 }
 
 enum DefaultModel {
-    /// The default model's path, by the same rule as scripts/fetch-model.sh.
-    static var path: String {
-        let environment = ProcessInfo.processInfo.environment
-        let cache = environment["TANDEM_CACHE_DIR"]
-            ?? (environment["XDG_CACHE_HOME"] ?? (NSHomeDirectory() + "/.cache")) + "/tandem"
-        return cache + "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
-    }
+    /// The default model's path (the cache rule lives in Engine's DefaultModel).
+    static var path: String { Engine.DefaultModel.path() }
 
     static var isAvailable: Bool { FileManager.default.fileExists(atPath: path) }
 
