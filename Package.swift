@@ -76,13 +76,15 @@ let package = Package(
         // serves /health and can be told to crash, hang, exit 78 or flood its log.
         .executableTarget(name: "tandem-test-worker"),
 
-        .testTarget(name: "FleetPlanningTests", dependencies: ["FleetPlanning"]),
+        // Helpers shared by the test targets (running a child process to completion).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "FleetPlanningTests", dependencies: ["FleetPlanning", "TestSupport"]),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "FleetPlanning"]),
-        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Engine"]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Engine", "TestSupport"]),
         .testTarget(
-            name: "TokenizationTests", dependencies: ["Tokenization", "GGUF", "Engine"],
+            name: "TokenizationTests", dependencies: ["Tokenization", "GGUF", "Engine", "TestSupport"],
             exclude: ["Python", "Templates"]
         ),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "GGUF", "Tokenization", "CKernels"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "GGUF", "Tokenization", "CKernels", "TestSupport"]),
     ]
 )

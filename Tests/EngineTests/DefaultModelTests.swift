@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import Engine
 
 @Suite struct DefaultModelTests {
@@ -15,18 +16,8 @@ import Engine
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try FileManager.default.createDirectory(atPath: folder + "/models", withIntermediateDirectories: true)
         try Data([1]).write(to: URL(fileURLWithPath: folder + "/models/" + DefaultModel.fileName))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["bash", "scripts/fetch-model.sh"]
-        var environment = ProcessInfo.processInfo.environment
-        environment["TANDEM_CACHE_DIR"] = folder
-        process.environment = environment
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(output == DefaultModel.path(environment: environment) + "\n")
+        let result = try runProcess("/usr/bin/env", ["bash", "scripts/fetch-model.sh"], environment: ["TANDEM_CACHE_DIR": folder])
+        #expect(result.stdout == DefaultModel.path(environment: ["TANDEM_CACHE_DIR": folder]) + "\n")
     }
 
     /// With the model already in the cache (a symlink to the real one), fetch downloads

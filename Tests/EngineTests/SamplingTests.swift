@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import Engine
 import GGUF
 
@@ -71,15 +72,8 @@ import GGUF
                 t = (s[1] << 17) & M
                 s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3]; s[2] ^= t; s[3] = rotl(s[3], 45)
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, String(seed), String(count)]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try? process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { UInt64($0) }
+        let output = try? runProcess("/usr/bin/env", ["python3", "-c", script, String(seed), String(count)])
+        return (output?.stdout ?? "").split(separator: "\n").compactMap { UInt64($0) }
     }
 
     @Test func topKNeverLeavesTheKBest() throws {

@@ -1,24 +1,11 @@
 import FleetPlanning
 import Foundation
 import Testing
+import TestSupport
 
 /// The package root, found from this file's path (Tests/FleetPlanningTests/…).
 private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent().path
-
-private func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-}
 
 @Suite struct ManPageTests {
     @Test func everyFlagInTheHelpIsInTheManPage() throws {
@@ -36,8 +23,9 @@ private func run(_ executable: String, _ arguments: [String], environment: [Stri
     @Test func everyFlagOfTheTestWorkerIsInItsManPage() throws {
         let worker = URL(fileURLWithPath: FleetPlanner.runningExecutablePath()).deletingLastPathComponent()
             .appendingPathComponent("tandem-test-worker").path
-        let (status, help) = try run(worker, ["--help"])
-        #expect(status == 0)
+        let result = try runProcess(worker, ["--help"])
+        #expect(result.status == 0)
+        let help = result.stdout
         let flags = Set(help.matches(of: /--[a-z][a-z-]*[a-z]/).map { String($0.output) })
         #expect(flags.count >= 16)
         #expect(flags.contains("--fault-rank") && flags.contains("--rdma-comm-ports"))
@@ -74,10 +62,11 @@ private func run(_ executable: String, _ arguments: [String], environment: [Stri
             .replacingOccurrences(of: "ExecStart=/usr/local/bin/multi-api-server ", with: "ExecStart=/bin/true ")
         try unit.write(toFile: folder + "/multi-api-server.service", atomically: true, encoding: .utf8)
 
-        let result = try run("/usr/bin/systemd-analyze", ["verify", folder + "/multi-api-server.service"],
-                             environment: ["MANPATH": folder + "/man"])
-        #expect(result.status == 0, "systemd-analyze verify failed:\n\(result.output)")
-        let complaints = result.output.split(separator: "\n").filter { $0.contains("multi-api-server") || $0.lowercased().contains("error") }
-        #expect(complaints.isEmpty, "systemd-analyze verify complained:\n\(result.output)")
+        let result = try runProcess("/usr/bin/systemd-analyze", ["verify", folder + "/multi-api-server.service"],
+                                    environment: ["MANPATH": folder + "/man"])
+        let output = result.stdout + result.stderr
+        #expect(result.status == 0, "systemd-analyze verify failed:\n\(output)")
+        let complaints = output.split(separator: "\n").filter { $0.contains("multi-api-server") || $0.lowercased().contains("error") }
+        #expect(complaints.isEmpty, "systemd-analyze verify complained:\n\(output)")
     }
 }

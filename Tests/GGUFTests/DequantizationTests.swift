@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import GGUF
 
 /// Checks the C dequantization against PyPI `gguf` (`gguf.quants.dequantize`), an
@@ -102,12 +103,8 @@ import GGUF
     }
 
     private func runPython(_ script: String, _ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script] + arguments
-        try process.run()
-        process.waitUntilExit()
-        try #require(process.terminationStatus == 0, "python3 failed: \(arguments)")
+        let result = try runProcess("/usr/bin/env", ["python3", "-c", script] + arguments)
+        try #require(result.status == 0, "python3 failed: \(arguments)\n\(result.stderr)")
     }
 
     /// Runs `gguf.quants.dequantize` on the bytes and returns its float32 output.

@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import GGUF
 import Tokenization
+import TestSupport
 
 /// Runs the Python references in Tests/TokenizationTests/Python (independent implementations:
 /// Hugging Face `tokenizers`, `sentencepiece`, `jinja2`, the `gguf` package).
@@ -14,31 +15,15 @@ enum PythonReference {
 
     /// Runs `script` with `arguments`, feeding `input` as JSON on stdin; decodes stdout as `T`.
     static func run<T: Decodable>(_ script: String, _ arguments: [String] = [], input: some Encodable, as: T.Type) throws -> T {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", scriptsFolder.appendingPathComponent(script).path] + arguments
-        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
         let encoder = JSONEncoder()
         // Sorted keys: Python then sees objects' keys in a known order (tests write them sorted).
         encoder.outputFormatting = .sortedKeys
-        let inputData = try encoder.encode(input)
-        // Write from another thread so a large input cannot deadlock against a full stdout pipe.
-        let writer = Thread {
-            stdin.fileHandleForWriting.write(inputData)
-            try? stdin.fileHandleForWriting.close()
+        let result = try runProcess("/usr/bin/env", ["python3", scriptsFolder.appendingPathComponent(script).path] + arguments,
+                                    input: try encoder.encode(input))
+        guard result.status == 0 else {
+            throw Failure(description: "\(script) failed (\(result.status)): \(result.stderr)")
         }
-        writer.start()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        let errors = stderr.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw Failure(description: "\(script) failed (\(process.terminationStatus)): \(String(decoding: errors, as: UTF8.self))")
-        }
-        return try JSONDecoder().decode(T.self, from: output)
+        return try JSONDecoder().decode(T.self, from: result.stdoutData)
     }
 }
 
