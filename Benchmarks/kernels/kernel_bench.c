@@ -1,7 +1,8 @@
 // Microbenchmark of tk_matmul at SmolLM2-135M's shapes (see BENCHMARKS-kernels.md).
-// Usage: kernel_bench [--threads N] [--check] [--portable] [--type NAME] [--model-step]
+// Usage: kernel_bench [--threads N] [--check] [--backend NAME] [--type NAME] [--model-step]
 //   --check     compares the SIMD backend with the portable one on random weights first
-//   --portable  times the portable kernels instead of the CPU's best backend
+//   --backend   times the named kernels (tk_pool_set_backend: portable, avx2, avx512, ...)
+//               instead of the CPU's best
 //   --model-step  times all products of one SmolLM2-135M step (decode m = 1, 8, 32; prefill 512)
 #include <math.h>
 #include <stdio.h>
@@ -217,23 +218,26 @@ static void model_step(tk_pool *pool, int64_t m, int logits_rows) {
 }
 
 int main(int argc, char **argv) {
-    int threads = 2, do_check = 0, portable = 0, step = 0;
-    const char *only = NULL;
+    int threads = 2, do_check = 0, step = 0;
+    const char *only = NULL, *backend = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--check")) do_check = 1;
-        else if (!strcmp(argv[i], "--portable")) portable = 1;
+        else if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
         else if (!strcmp(argv[i], "--model-step")) step = 1;
         else if (!strcmp(argv[i], "--type") && i + 1 < argc) only = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--check] [--portable] [--type NAME] [--model-step]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads N] [--check] [--backend NAME] [--type NAME] [--model-step]\n", argv[0]);
             return 2;
         }
     }
     tk_pool *pool = tk_pool_create(threads);
     if (do_check && check(pool)) return 1;
-    if (portable) tk_pool_set_backend(pool, "portable");
-    printf("backend %s, %d threads\n", portable ? "portable" : tk_cpu_backend(), tk_pool_threads(pool));
+    if (backend && tk_pool_set_backend(pool, backend) != 0) {
+        fprintf(stderr, "kernel_bench: unknown backend or one this CPU cannot run: %s\n", backend);
+        return 2;
+    }
+    printf("backend %s, %d threads\n", tk_pool_backend(pool), tk_pool_threads(pool));
     dispatch_cost(pool);
     if (step) {
         read_bandwidth(pool);

@@ -4,18 +4,19 @@
 // context length.
 #include "tk_attention.h"
 #include "tk_fast_exp.h"
+#include "tk_internal.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define TK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #define TK_MAX_BLOCK 256
 #define TK_MAX_HEAD_DIM 512
 // Below this many (query head, key) pairs a step's attention runs on the calling thread.
 #define TK_ATTENTION_SERIAL_WORK 16384
 
-TK_CLONES
-static void attend_one(const tk_attention_args *a, int seq, int row, int head) {
+// Compiled once per kernel path (the loops vectorize for each instruction set).
+TK_PATH_VARIANTS(attend_one, (const tk_attention_args *a, int seq, int row, int head), (a, seq, row, head))
+static inline __attribute__((always_inline)) void attend_one_body(const tk_attention_args *a, int seq, int row,
+                                                                  int head) {
     const int hd = a->head_dim, bs = a->block_size;
     const int kvh = head / (a->n_heads / a->n_kv_heads);
     const int pos = a->pos_start[seq] + (row - a->row_start[seq]);
@@ -88,6 +89,7 @@ static void attend_one(const tk_attention_args *a, int seq, int row, int head) {
 typedef struct {
     const tk_attention_args *args;
     int n_rows;
+    int path;
 } attention_job;
 
 static void attention_worker(void *ctx, int ith, int nth) {
@@ -98,13 +100,13 @@ static void attention_worker(void *ctx, int ith, int nth) {
     for (long t = ith; t < tasks; t += nth) {
         const int row = (int)(t / a->n_heads), head = (int)(t % a->n_heads);
         while (row >= a->row_start[seq + 1]) seq++;
-        attend_one(a, seq, row, head);
+        TK_PATH_DISPATCH(job->path, attend_one, (a, seq, row, head))
     }
 }
 
 void tk_attention(tk_pool *pool, const tk_attention_args *args) {
     if (args->block_size > TK_MAX_BLOCK || args->head_dim > TK_MAX_HEAD_DIM) abort();
-    attention_job job = {args, args->row_start[args->n_seqs]};
+    attention_job job = {args, args->row_start[args->n_seqs], tk_pool_path(pool)};
     if (job.n_rows == 0) return;
     // Small steps (a few sequences decoding) are cheaper on the caller than a pool wake-up.
     long key_visits = 0;

@@ -1,4 +1,4 @@
-// tk_matmul: picks the kernels for this CPU once, quantizes the activations, and splits the
+// tk_matmul: picks the kernels for this CPU once (or as tk_select_path says), quantizes the activations, and splits the
 // product over the pool's threads in (weight-row chunk × activation-row block) tasks.
 #include <pthread.h>
 #include <stdatomic.h>
@@ -8,49 +8,130 @@
 #include "tk_matmul.h"
 
 typedef struct tk_backend {
-    const char *name;
+    const char *name; // "portable", "avx2-maddubs", "avx2-vnni", "avx512-vnni"
+    int path;         // TK_PATH_*: the family ops.c and attention.c compile for
     tk_quantize_rows_fn quantize_rows;
     tk_q8_kernel (*q8_kernel)(int wtype);
     tk_f32_kernel (*f32_kernel)(int wtype);
 } tk_backend;
 
-static tk_backend backend_portable = {"portable", tk_quantize_rows_portable, tk_q8_kernel_portable,
-                                      tk_f32_kernel_portable};
+static const tk_backend backend_portable = {"portable", TK_PATH_PORTABLE, tk_quantize_rows_portable,
+                                            tk_q8_kernel_portable, tk_f32_kernel_portable};
 #if defined(__x86_64__)
-static tk_backend backend_avx512 = {"avx512-vnni", tk_quantize_rows_avx512, tk_q8_kernel_avx512,
-                                    tk_f32_kernel_avx512};
+static const tk_backend backend_avx2 = {"avx2-maddubs", TK_PATH_AVX2, tk_quantize_rows_avx2, tk_q8_kernel_avx2,
+                                        tk_f32_kernel_avx2};
+static const tk_backend backend_avx2_vnni = {"avx2-vnni", TK_PATH_AVX2, tk_quantize_rows_avx2,
+                                             tk_q8_kernel_avx2_vnni, tk_f32_kernel_avx2};
+static const tk_backend backend_avx512 = {"avx512-vnni", TK_PATH_AVX512, tk_quantize_rows_avx512,
+                                          tk_q8_kernel_avx512, tk_f32_kernel_avx512};
 #endif
-static const tk_backend *best;
-static pthread_once_t best_once = PTHREAD_ONCE_INIT;
 
-static void choose_best(void) {
-    best = &backend_portable;
+static int cpu_has_avx2, cpu_has_avx_vnni, cpu_has_avx512;
+static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
+
+static void detect_cpu(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma"))
-        best = &backend_avx512;
+    cpu_has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    cpu_has_avx_vnni = cpu_has_avx2 && __builtin_cpu_supports("avxvnni");
+    cpu_has_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                     __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+                     __builtin_cpu_supports("avx512dq") && cpu_has_avx2;
 #endif
 }
 
-static const tk_backend *best_backend(void) {
-    pthread_once(&best_once, choose_best);
-    return best;
+// The backend a path name means on this CPU, or NULL when the CPU cannot run it; *known is
+// set to whether the name is a path or backend name at all.
+static const tk_backend *backend_named(const char *name, int *known) {
+    pthread_once(&cpu_once, detect_cpu);
+    *known = 1;
+    if (strcmp(name, "portable") == 0) return &backend_portable;
+#if defined(__x86_64__)
+    if (strcmp(name, "avx2") == 0) {
+        if (!cpu_has_avx2) return NULL;
+        return cpu_has_avx_vnni ? &backend_avx2_vnni : &backend_avx2;
+    }
+    if (strcmp(name, "avx2-maddubs") == 0) return cpu_has_avx2 ? &backend_avx2 : NULL;
+    if (strcmp(name, "avx2-vnni") == 0) return cpu_has_avx_vnni ? &backend_avx2_vnni : NULL;
+    if (strcmp(name, "avx512") == 0 || strcmp(name, "avx512-vnni") == 0) return cpu_has_avx512 ? &backend_avx512 : NULL;
+    if (strcmp(name, "auto") == 0) {
+        const tk_backend *be = backend_named("avx512", known);
+        if (!be) be = backend_named("avx2", known);
+        return be ? be : &backend_portable;
+    }
+#else
+    if (strcmp(name, "auto") == 0) return &backend_portable;
+    if (strcmp(name, "avx2") == 0 || strcmp(name, "avx512") == 0 || strcmp(name, "avx2-maddubs") == 0 ||
+        strcmp(name, "avx2-vnni") == 0 || strcmp(name, "avx512-vnni") == 0)
+        return NULL;
+#endif
+    *known = 0;
+    return NULL;
+}
+
+// The process-wide choice (tk_select_path); NULL until the first use picks "auto".
+static _Atomic(const tk_backend *) selected;
+
+static const tk_backend *selected_backend(void) {
+    const tk_backend *be = atomic_load_explicit(&selected, memory_order_acquire);
+    if (!be) {
+        int known;
+        const tk_backend *best = backend_named("auto", &known), *expected = NULL;
+        atomic_compare_exchange_strong(&selected, &expected, best);
+        be = atomic_load_explicit(&selected, memory_order_acquire);
+    }
+    return be;
 }
 
 static const tk_backend *backend_for(tk_pool *pool) {
     const tk_backend *chosen = pool ? *tk_pool_backend_slot(pool) : NULL;
-    return chosen ? chosen : best_backend();
+    return chosen ? chosen : selected_backend();
 }
 
-const char *tk_cpu_backend(void) { return best_backend()->name; }
+int tk_pool_path(tk_pool *pool) { return backend_for(pool)->path; }
+
+const char *tk_cpu_backend(void) { return selected_backend()->name; }
+
+const char *tk_cpu_path(void) {
+    switch (selected_backend()->path) {
+    case TK_PATH_AVX512: return "avx512";
+    case TK_PATH_AVX2: return "avx2";
+    default: return "portable";
+    }
+}
+
+const char *tk_path_requirements(const char *path) {
+    if (!path) return "";
+    if (strcmp(path, "avx512") == 0) return "x86-64 with AVX-512 F, BW, VL, DQ and VNNI, AVX2, FMA and F16C";
+    if (strcmp(path, "avx2") == 0) return "x86-64 with AVX2, FMA and F16C";
+    return "";
+}
+
+int tk_cpu_supports_path(const char *path) {
+    int known;
+    if (!path) return -1;
+    const tk_backend *be = backend_named(path, &known);
+    return known ? be != NULL : -1;
+}
+
+int tk_select_path(const char *path) {
+    int known;
+    if (!path) return -1;
+    const tk_backend *be = backend_named(path, &known);
+    if (!known) return -1;
+    if (!be) return -2;
+    atomic_store_explicit(&selected, be, memory_order_release);
+    return 0;
+}
+
+const char *tk_pool_backend(tk_pool *pool) { return backend_for(pool)->name; }
 
 int tk_pool_set_backend(tk_pool *pool, const char *name) {
+    int known;
     if (!pool || !name) return -1;
-    if (strcmp(name, "portable") == 0) *tk_pool_backend_slot(pool) = &backend_portable;
-    else if (strcmp(name, best_backend()->name) == 0) *tk_pool_backend_slot(pool) = best_backend();
-    else return -1;
+    const tk_backend *be = backend_named(name, &known);
+    if (!be) return -1;
+    *tk_pool_backend_slot(pool) = be;
     return 0;
 }
 

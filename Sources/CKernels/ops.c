@@ -1,13 +1,17 @@
 // Row-wise and element-wise operations of the forward pass. Hot loops are compiled for
-// AVX-512 / AVX2 / baseline and picked at load time (target_clones).
+// AVX-512 / AVX2 / baseline (TK_PATH_VARIANTS) and run in the variant of the pool's path.
 #include "tk_ops.h"
 #include "tk_fast_exp.h"
+#include "tk_internal.h"
 #include <math.h>
 
-#define TK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-
-TK_CLONES
-void tk_rmsnorm(const float *x, const float *weight, float *y, int rows, int dim, float eps) {
+TK_PATH_VARIANTS(rmsnorm, (const float *x, const float *weight, float *y, int rows, int dim, float eps),
+                 (x, weight, y, rows, dim, eps))
+void tk_rmsnorm(tk_pool *pool, const float *x, const float *weight, float *y, int rows, int dim, float eps) {
+    TK_PATH_DISPATCH(tk_pool_path(pool), rmsnorm, (x, weight, y, rows, dim, eps))
+}
+static inline __attribute__((always_inline)) void rmsnorm_body(const float *x, const float *weight, float *y,
+                                                               int rows, int dim, float eps) {
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (long)r * dim;
         float *yr = y + (long)r * dim;
@@ -37,9 +41,14 @@ void tk_rope_table(const int32_t *positions, int n, int head_dim, float base, fl
     }
 }
 
-TK_CLONES
-void tk_rope_apply(float *x, int rows, int heads, int head_dim, const float *cos_t,
+TK_PATH_VARIANTS(rope_apply, (float *x, int rows, int heads, int head_dim, const float *cos_t, const float *sin_t, int neox),
+                 (x, rows, heads, head_dim, cos_t, sin_t, neox))
+void tk_rope_apply(tk_pool *pool, float *x, int rows, int heads, int head_dim, const float *cos_t,
                    const float *sin_t, int neox) {
+    TK_PATH_DISPATCH(tk_pool_path(pool), rope_apply, (x, rows, heads, head_dim, cos_t, sin_t, neox))
+}
+static inline __attribute__((always_inline)) void rope_apply_body(float *x, int rows, int heads, int head_dim,
+                                                                  const float *cos_t, const float *sin_t, int neox) {
     const int half = head_dim / 2;
     for (int r = 0; r < rows; r++) {
         const float *c = cos_t + (long)r * half;
@@ -63,21 +72,28 @@ void tk_rope_apply(float *x, int rows, int heads, int head_dim, const float *cos
     }
 }
 
-TK_CLONES
-void tk_swiglu(float *gate, const float *up, long n) {
+TK_PATH_VARIANTS(swiglu, (float *gate, const float *up, long n), (gate, up, n))
+void tk_swiglu(tk_pool *pool, float *gate, const float *up, long n) {
+    TK_PATH_DISPATCH(tk_pool_path(pool), swiglu, (gate, up, n))
+}
+static inline __attribute__((always_inline)) void swiglu_body(float *gate, const float *up, long n) {
     for (long i = 0; i < n; i++) {
         const float g = gate[i];
         gate[i] = g / (1.0f + tk_fast_expf(-g)) * up[i];
     }
 }
 
-TK_CLONES
-void tk_add(float *y, const float *x, long n) {
+TK_PATH_VARIANTS(add, (float *y, const float *x, long n), (y, x, n))
+void tk_add(tk_pool *pool, float *y, const float *x, long n) { TK_PATH_DISPATCH(tk_pool_path(pool), add, (y, x, n)) }
+static inline __attribute__((always_inline)) void add_body(float *y, const float *x, long n) {
     for (long i = 0; i < n; i++) y[i] += x[i];
 }
 
-TK_CLONES
-void tk_add_bias(float *y, const float *bias, int rows, int n) {
+TK_PATH_VARIANTS(add_bias, (float *y, const float *bias, int rows, int n), (y, bias, rows, n))
+void tk_add_bias(tk_pool *pool, float *y, const float *bias, int rows, int n) {
+    TK_PATH_DISPATCH(tk_pool_path(pool), add_bias, (y, bias, rows, n))
+}
+static inline __attribute__((always_inline)) void add_bias_body(float *y, const float *bias, int rows, int n) {
     for (int r = 0; r < rows; r++)
         for (int i = 0; i < n; i++) y[(long)r * n + i] += bias[i];
 }

@@ -58,8 +58,39 @@ void tk_quantize_rows_avx512(const float *x, int64_t k, int64_t j0, int64_t j1, 
 tk_q8_kernel tk_q8_kernel_avx512(int wtype);   // NULL where only the portable one exists
 tk_f32_kernel tk_f32_kernel_avx512(int wtype);
 void tk_quantize_rows_avx2(const float *x, int64_t k, int64_t j0, int64_t j1, const tk_act_q8 *out);
-tk_q8_kernel tk_q8_kernel_avx2(int wtype);
+tk_q8_kernel tk_q8_kernel_avx2(int wtype);      // vpmaddubsw + vpmaddwd products
+tk_q8_kernel tk_q8_kernel_avx2_vnni(int wtype); // AVX-VNNI products, the same results
 tk_f32_kernel tk_f32_kernel_avx2(int wtype);
+#endif
+
+// The instruction-set families the kernels exist for; a pool's backend belongs to one, and
+// ops.c and attention.c run the variant compiled for it.
+enum { TK_PATH_PORTABLE = 0, TK_PATH_AVX2 = 1, TK_PATH_AVX512 = 2 };
+struct tk_pool;
+int tk_pool_path(struct tk_pool *pool); // pool may be NULL: the process-wide choice
+
+// Target attributes of the SIMD families. TK_PATH_VARIANTS(name, params, args) compiles the
+// static inline function name##_body (defined after it) once per family, as name##_avx512,
+// name##_avx2 and name##_portable; TK_PATH_DISPATCH(path, name, args) calls the one for a path.
+#define TK_TARGET_AVX512 "avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx2,f16c,fma"
+#define TK_TARGET_AVX2 "avx2,f16c,fma"
+#if defined(__x86_64__)
+#define TK_PATH_VARIANTS(name, params, args)                                                        \
+    static inline __attribute__((always_inline)) void name##_body params;                         \
+    __attribute__((target(TK_TARGET_AVX512))) static void name##_avx512 params { name##_body args; } \
+    __attribute__((target(TK_TARGET_AVX2))) static void name##_avx2 params { name##_body args; }   \
+    static void name##_portable params { name##_body args; }
+#define TK_PATH_DISPATCH(path, name, args)                                                          \
+    switch (path) {                                                                                 \
+    case TK_PATH_AVX512: name##_avx512 args; break;                                                \
+    case TK_PATH_AVX2: name##_avx2 args; break;                                                    \
+    default: name##_portable args; break;                                                          \
+    }
+#else
+#define TK_PATH_VARIANTS(name, params, args)                                                        \
+    static inline __attribute__((always_inline)) void name##_body params;                         \
+    static void name##_portable params { name##_body args; }
+#define TK_PATH_DISPATCH(path, name, args) ((void)(path), name##_portable args)
 #endif
 
 // Scratch memory owned by the pool, reused across calls (the pool runs one job at a time).
@@ -68,7 +99,7 @@ void *tk_pool_scratch(struct tk_pool *pool, size_t size);
 // Runs fn(ctx, ith, nth) on the caller and on whichever workers join before the caller is
 // done with it; fn must claim its work dynamically. Returns when every thread that joined left.
 void tk_pool_share(struct tk_pool *pool, void (*fn)(void *ctx, int ith, int nth), void *ctx);
-// The backend a pool's products use; NULL means the CPU's best (matmul.c).
+// The backend a pool uses; NULL means the process-wide choice (tk_select_path, matmul.c).
 struct tk_backend;
 const struct tk_backend **tk_pool_backend_slot(struct tk_pool *pool);
 

@@ -9,6 +9,7 @@ public enum EngineError: Error, Equatable, CustomStringConvertible, Sendable {
     case invalidCacheLayout(String)
     case invalidBatch(String)
     case kernelFailed(String)
+    case cpuKernels(String)
 
     public var description: String {
         switch self {
@@ -30,6 +31,8 @@ public enum EngineError: Error, Equatable, CustomStringConvertible, Sendable {
             return "invalid forward batch: \(reason)"
         case .kernelFailed(let reason):
             return "compute kernel failed: \(reason)"
+        case .cpuKernels(let reason):
+            return reason
         }
     }
 }

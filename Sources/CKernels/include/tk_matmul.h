@@ -34,14 +34,33 @@ int tk_matmul(tk_pool *pool, int wtype, const void *w, int64_t n, int64_t k,
 // Whether tk_matmul supports weights of this ggml type.
 int tk_matmul_supports(int wtype);
 
-// The kernels chosen for this CPU at first use: "avx512-vnni" (x86-64 with AVX-512 F/BW/VL/DQ,
-// VNNI, F16C, FMA) or "portable" (plain C, any CPU). There is no AVX2 variant yet.
+// Kernel paths: "avx512" (x86-64 with AVX-512 F/BW/VL/DQ and VNNI, AVX2, FMA, F16C), "avx2"
+// (x86-64 with AVX2, FMA and F16C; AVX-VNNI products where the CPU has them, same results) and
+// "portable" (plain C, any CPU). Every path quantizes activations the same way and is batch
+// invariant; results of different paths agree to rounding, not bit for bit.
+
+// Chooses the path of every pool without its own (tk_pool_set_backend) and of a NULL pool:
+// "auto" (the fastest this CPU runs, the default), "avx512", "avx2" or "portable". Returns 0,
+// -1 for an unknown name, -2 when this CPU cannot run that path (see tk_path_requirements).
+// Call it before starting work.
+int tk_select_path(const char *path);
+// 1 when this CPU can run the path ("auto" always), 0 when not, -1 for an unknown name.
+int tk_cpu_supports_path(const char *path);
+// The instruction sets a path needs, in words ("" for portable, auto and unknown names).
+const char *tk_path_requirements(const char *path);
+// The path in use by default: "avx512", "avx2" or "portable".
+const char *tk_cpu_path(void);
+// The kernels of that path: "avx512-vnni", "avx2-vnni", "avx2-maddubs" (AVX2 without
+// AVX-VNNI) or "portable".
 const char *tk_cpu_backend(void);
 
-// Makes tk_matmul calls on this pool use the named backend instead of the CPU's best (for
-// tests and benchmarks comparing paths): "portable", or the name tk_cpu_backend() returns.
-// Returns 0, or -1 for any other name. Call it while the pool runs nothing.
+// Makes this pool (its products, attention and ops) use the named kernels instead of the
+// process-wide choice, for tests and benchmarks comparing them: a path name as above, or a
+// kernel name as tk_cpu_backend returns. Returns 0, or -1 for an unknown name or kernels this
+// CPU cannot run. Call it while the pool runs nothing.
 int tk_pool_set_backend(tk_pool *pool, const char *name);
+// The kernels this pool uses (NULL: the process-wide choice).
+const char *tk_pool_backend(tk_pool *pool);
 
 #ifdef __cplusplus
 }

@@ -7,16 +7,22 @@ public final class CPUBackend: ComputeBackend {
     public let threadCount: Int
     let pool: OpaquePointer
 
-    public init(threads: Int) throws {
+    /// `kernels`: `.auto` follows the process-wide choice (`CPUKernels`); another path is used
+    /// by this backend alone (tests comparing paths). Throws when this CPU cannot run it.
+    public init(threads: Int, kernels: CPUKernelPath = .auto) throws {
         threadCount = max(1, threads)
         guard let pool = tk_pool_create(Int32(threadCount)) else {
             throw EngineError.kernelFailed("cannot start \(threadCount) compute threads")
         }
+        if kernels != .auto && tk_pool_set_backend(pool, kernels.rawValue) != 0 {
+            tk_pool_destroy(pool)
+            throw CPUKernels.unsupported(kernels, source: "cpu kernels '\(kernels)'")
+        }
         self.pool = pool
     }
 
-    /// The SIMD path the kernels picked for this CPU ("avx512-vnni", "avx2" or "portable").
-    public static var simdPath: String { String(cString: tk_cpu_backend()) }
+    /// The kernels this backend runs ("avx512-vnni", "avx2-vnni", "avx2-maddubs", "portable").
+    public var kernels: String { String(cString: tk_pool_backend(pool)) }
 
     deinit { tk_pool_destroy(pool) }
 
@@ -31,11 +37,11 @@ public final class CPUBackend: ComputeBackend {
 
     public func rmsNorm(_ input: UnsafePointer<Float>, weight: [Float], output: UnsafeMutablePointer<Float>,
                         rows: Int, epsilon: Float) {
-        tk_rmsnorm(input, weight, output, Int32(rows), Int32(weight.count), epsilon)
+        tk_rmsnorm(pool, input, weight, output, Int32(rows), Int32(weight.count), epsilon)
     }
 
     public func rope(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, tables: RopeTables, style: RopeStyle) {
-        tk_rope_apply(x, Int32(rows), Int32(heads), Int32(tables.headDim), tables.cos, tables.sin,
+        tk_rope_apply(pool, x, Int32(rows), Int32(heads), Int32(tables.headDim), tables.cos, tables.sin,
                       style == .neoxHalves ? 1 : 0)
     }
 
@@ -58,14 +64,14 @@ public final class CPUBackend: ComputeBackend {
     }
 
     public func swiglu(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int) {
-        tk_swiglu(gate, up, count)
+        tk_swiglu(pool, gate, up, count)
     }
 
     public func add(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
-        tk_add(y, x, count)
+        tk_add(pool, y, x, count)
     }
 
     public func addBias(_ y: UnsafeMutablePointer<Float>, bias: [Float], rows: Int) {
-        tk_add_bias(y, bias, Int32(rows), Int32(bias.count))
+        tk_add_bias(pool, y, bias, Int32(rows), Int32(bias.count))
     }
 }
