@@ -9,6 +9,7 @@ struct BenchEngineCommand: ParsableCommand {
         abstract: "Measure prefill and generation speed of the engine (like llama-bench).")
 
     @OptionGroup var model: ModelOption
+    @OptionGroup var kernels: CPUKernelsOption
 
     @Option(help: "Prompt length for the prefill test (0 skips it).")
     var promptTokens = 512
@@ -37,6 +38,7 @@ struct BenchEngineCommand: ParsableCommand {
     }
 
     func run() throws {
+        try kernels.apply()
         let path = try model.resolvedPath()
         let weights = try loadModel(path)
         let transformer = Transformer(weights: weights, backend: try CPUBackend(threads: threads))
@@ -57,12 +59,15 @@ struct BenchEngineCommand: ParsableCommand {
                 ("prompt_tokens", "\(promptTokens)"), ("gen_tokens", "\(genTokens)"),
                 ("batch", "\(batch)"), ("threads", "\(threads)"), ("repetitions", "\(repetitions)"),
                 ("model", jsonString(modelName)),
+                ("cpu_kernels", jsonString(CPUKernels.activePath)),
+                ("cpu_kernel_variant", jsonString(CPUKernels.activeKernels)),
             ]
             if let peak = memory.peakResident { fields.append(("peak_rss_bytes", "\(peak)")) }
             if let file = memory.residentFileBacked { fields.append(("rss_file_bytes", "\(file)")) }
             if let anon = memory.residentAnonymous { fields.append(("rss_anon_bytes", "\(anon)")) }
             print("{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}")
         } else {
+            print("cpu kernels: \(CPUKernels.activePath) (\(CPUKernels.activeKernels))")
             print("| model | threads | test | t/s |")
             print("| --- | ---: | --- | ---: |")
             if promptTokens > 0 {

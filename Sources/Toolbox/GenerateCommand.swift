@@ -10,6 +10,7 @@ struct GenerateCommand: ParsableCommand {
         abstract: "Generate a completion for one prompt; prints only the completion on stdout.")
 
     @OptionGroup var model: ModelOption
+    @OptionGroup var kernels: CPUKernelsOption
 
     @Option(help: "The prompt text.")
     var prompt: String
@@ -66,6 +67,7 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         // An unsupported template file is an error before the model loads.
         let overrideTemplate = try chatTemplate.map { try ChatTemplate.fromFile($0) }
+        try kernels.apply()
         let path = try model.resolvedPath()
         guard FileManager.default.fileExists(atPath: path) else { throw ToolboxError("model file not found: \(path)") }
         let generator = try Generator(modelPath: path, threads: threads)
