@@ -14,15 +14,13 @@ import Testing
         [1, 2, 3],
     ]
 
-    let transformer: Transformer
-
-    init() throws {
-        transformer = Transformer(weights: try ModelWeights(path: DefaultModel.path()),
-                                  backend: try CPUBackend(threads: 2))
+    static func transformer(_ kernels: CPUKernelPath = .auto) throws -> Transformer {
+        Transformer(weights: try ModelWeights(path: DefaultModel.path()),
+                    backend: try CPUBackend(threads: 2, kernels: kernels))
     }
 
     /// Logits of every position of `tokens`, run alone, prefilled in chunks of `chunk` tokens.
-    func alone(_ tokens: [Int32], chunk: Int) throws -> [[Float]] {
+    func alone(_ tokens: [Int32], chunk: Int, on transformer: Transformer) throws -> [[Float]] {
         let cache = try transformer.makeCache(numBlocks: 8)
         let table: [Int32] = [5, 2, 7, 0, 1, 3, 4, 6]  // deliberately not in order
         var rows: [[Float]] = []
@@ -43,17 +41,22 @@ import Testing
         #expect(a == b, "\(comment): error \(error)")
     }
 
-    @Test func chunkedPrefillEqualsWholePrefill() throws {
+    /// On every kernel path this CPU runs.
+    @Test(arguments: CPUKernels.supportedPaths)
+    func chunkedPrefillEqualsWholePrefill(kernels: CPUKernelPath) throws {
+        let transformer = try Self.transformer(kernels)
         let tokens = Self.prompts[1]
-        let whole = try alone(tokens, chunk: tokens.count)
+        let whole = try alone(tokens, chunk: tokens.count, on: transformer)
         for chunk in [1, 5, 16] {
-            let chunked = try alone(tokens, chunk: chunk)
-            for p in tokens.indices { expectSame(chunked[p], whole[p], "chunk \(chunk), position \(p)") }
+            let chunked = try alone(tokens, chunk: chunk, on: transformer)
+            for p in tokens.indices { expectSame(chunked[p], whole[p], "\(kernels) chunk \(chunk), position \(p)") }
         }
     }
 
-    @Test func mixedPrefillAndDecodeBatchEqualsSequencesAlone() throws {
-        let expected = try Self.prompts.map { try alone($0, chunk: $0.count) }
+    @Test(arguments: CPUKernels.supportedPaths)
+    func mixedPrefillAndDecodeBatchEqualsSequencesAlone(kernels: CPUKernelPath) throws {
+        let transformer = try Self.transformer(kernels)
+        let expected = try Self.prompts.map { try alone($0, chunk: $0.count, on: transformer) }
         let cache = try transformer.makeCache(numBlocks: 12)
         let tables: [[Int32]] = [[11, 3], [0, 9, 4], [6]]
         // Step 1: sequence 0 prefills all but its last token, sequence 1 its first 20 tokens,
@@ -65,7 +68,7 @@ import Testing
         })
         var logits = try transformer.forward(batch, cache: cache)
         for (i, row) in logits.rows.enumerated() {
-            expectSame(Array(logits[i]), expected[row.sequence][row.position], "step 1 \(row)")
+            expectSame(Array(logits[i]), expected[row.sequence][row.position], "\(kernels) step 1 \(row)")
         }
         // Step 2: sequence 0 decodes one token, sequence 1 prefills the rest, sequence 2 decodes.
         batch = ForwardBatch([
@@ -76,16 +79,17 @@ import Testing
         logits = try transformer.forward(batch, cache: cache)
         #expect(logits.rows.count == 1 + 17 + 1)
         for (i, row) in logits.rows.enumerated() {
-            expectSame(Array(logits[i]), expected[row.sequence][row.position], "step 2 \(row)")
+            expectSame(Array(logits[i]), expected[row.sequence][row.position], "\(kernels) step 2 \(row)")
         }
         // Step 3: only sequence 2 decodes; the others' blocks stay untouched.
         logits = try transformer.forward(ForwardBatch([
             SequenceChunk(tokens: [Self.prompts[2][2]], startPosition: 2, blockTable: tables[2]),
         ]), cache: cache)
-        expectSame(Array(logits.last(ofSequence: 0)!), expected[2][2], "step 3")
+        expectSame(Array(logits.last(ofSequence: 0)!), expected[2][2], "\(kernels) step 3")
     }
 
     @Test func invalidBatchesAreRejectedWithReasons() throws {
+        let transformer = try Self.transformer()
         let cache = try transformer.makeCache(numBlocks: 2)
         func message(_ chunk: SequenceChunk) -> String? {
             do {

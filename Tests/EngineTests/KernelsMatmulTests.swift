@@ -12,8 +12,10 @@ import Testing
 @Suite struct KernelsMatmulTests {
     static let quantizedTypes: [KernelType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
     static let floatTypes: [KernelType] = [.f32, .f16, .bf16]
-    /// Both kernel paths: the portable C and this CPU's best.
-    static let backends = ["portable", String(cString: tk_cpu_backend())]
+    /// Every kernel set this CPU runs (the AVX2 path in both of its product variants).
+    static let backends: [String] = ["portable", "avx2-maddubs", "avx2-vnni", "avx512-vnni"].filter { (name: String) in
+        tk_cpu_supports_path(name) == 1
+    }
 
     /// Row lengths k to test: an odd block count (padding), and one above 64 blocks (two staged
     /// segments).
@@ -133,16 +135,57 @@ import Testing
         #expect(y == [0, 0, 0, 0])
     }
 
-    /// A CPU whose /proc/cpuinfo lists the AVX-512 VNNI features gets the SIMD kernels.
-    @Test func backendMatchesTheCPU() throws {
-        let name = String(cString: tk_cpu_backend())
-        #expect(["avx512-vnni", "portable"].contains(name))
+    /// The kernel sets agree with each other: the same quantized activations and exact integer
+    /// block sums, so only the float accumulation order differs (relative L2 below 1e-5); the
+    /// two AVX2 product variants (vpmaddubsw and AVX-VNNI) give the same bits.
+    @Test(arguments: quantizedTypes + floatTypes)
+    func pathsAgreeWithEachOther(type: KernelType) throws {
+        let pool = try #require(tk_pool_create(2))
+        defer { tk_pool_destroy(pool) }
+        var rng = KernelsRng(seed: UInt64(type.rawValue) + 99)
+        let n = 37, k = type.blockSize == 256 ? 768 : 608, m = 19
+        let w = type.randomWeights(rows: n, k: k, rng: &rng)
+        let x = (0..<(m * k)).map { _ in Float(rng.unit()) }
+        var results: [String: [Float]] = [:]
+        for backend in Self.backends {
+            #expect(tk_pool_set_backend(pool, backend) == 0)
+            #expect(String(cString: tk_pool_backend(pool)) == backend)
+            var y = [Float](repeating: .nan, count: m * n)
+            let rc = w.withUnsafeBytes { wp in tk_matmul(pool, type.rawValue, wp.baseAddress, Int64(n), Int64(k), x, Int64(m), &y) }
+            #expect(rc == 0)
+            results[backend] = y
+        }
+        let portable = try #require(results["portable"]).map(Double.init)
+        for (backend, y) in results {
+            let difference = kernelsRelativeL2(y, portable)
+            #expect(difference < 1e-5, "\(type) \(backend) against portable: relative L2 \(difference)")
+        }
+        if let maddubs = results["avx2-maddubs"], let vnni = results["avx2-vnni"] {
+            #expect(zip(maddubs, vnni).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(type)")
+        }
+    }
+
+    /// The kernel sets this CPU runs follow /proc/cpuinfo, and `auto` picks the fastest.
+    @Test func backendsMatchTheCPU() throws {
         guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
               let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
         else { return }
         let flags = Set(flagsLine.split(separator: " ").map(String.init))
-        let needed = ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni", "f16c", "fma"]
-        #expect((name == "avx512-vnni") == needed.allSatisfy(flags.contains))
+        let avx2 = ["avx2", "fma", "f16c"].allSatisfy(flags.contains)
+        let avx512 = avx2 && ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni"].allSatisfy(flags.contains)
+        #expect((tk_cpu_supports_path("avx512") == 1) == avx512)
+        #expect((tk_cpu_supports_path("avx2") == 1) == avx2)
+        #expect((tk_cpu_supports_path("avx2-vnni") == 1) == (avx2 && flags.contains("avx_vnni")))
+        #expect(tk_cpu_supports_path("portable") == 1 && tk_cpu_supports_path("auto") == 1)
+        #expect(tk_cpu_supports_path("avx3") == -1)
+        let pool = try #require(tk_pool_create(1))
+        defer { tk_pool_destroy(pool) }
+        #expect(tk_pool_set_backend(pool, "auto") == 0)
+        let best = String(cString: tk_pool_backend(pool))
+        #expect(best == (avx512 ? "avx512-vnni" : avx2 ? (flags.contains("avx_vnni") ? "avx2-vnni" : "avx2-maddubs") : "portable"))
+        for path in ["avx512", "avx2"] where tk_cpu_supports_path(path) == 0 {
+            #expect(tk_pool_set_backend(pool, path) == -1)
+        }
     }
 }
 

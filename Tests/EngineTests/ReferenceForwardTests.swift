@@ -9,8 +9,10 @@ import Testing
 
     /// Runs all of `tokens` through the engine (prefill in chunks of `chunk`, with `threads`)
     /// and returns the logits of every position.
-    static func engineLogits(path: String, tokens: [Int] = tokens, chunk: Int, threads: Int = 2) throws -> [[Double]] {
-        let transformer = Transformer(weights: try ModelWeights(path: path), backend: try CPUBackend(threads: threads))
+    static func engineLogits(path: String, tokens: [Int] = tokens, chunk: Int, threads: Int = 2,
+                             kernels: CPUKernelPath = .auto) throws -> [[Double]] {
+        let transformer = Transformer(weights: try ModelWeights(path: path),
+                                      backend: try CPUBackend(threads: threads, kernels: kernels))
         let blocks = (tokens.count + 3) / 4 + 2
         let cache = try transformer.makeCache(blockSize: 4, numBlocks: blocks)
         let table = (0..<blocks).reversed().map(Int32.init)  // any order of blocks
@@ -30,11 +32,11 @@ import Testing
 
     /// The worst relative L2 error over all positions, and (as a yardstick) the smallest
     /// distance between the reference logits of two different positions.
-    static func errors(_ model: TestModel, chunk: Int) throws -> (worst: Double, yardstick: Double) {
+    static func errors(_ model: TestModel, chunk: Int, kernels: CPUKernelPath = .auto) throws -> (worst: Double, yardstick: Double) {
         let (path, reference) = try model.write()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let expected = reference.logits(tokens)
-        let actual = try engineLogits(path: path, chunk: chunk)
+        let actual = try engineLogits(path: path, chunk: chunk, kernels: kernels)
         let worst = zip(actual, expected).map { relativeL2Error($0, $1) }.max()!
         let yardstick = (1..<expected.count).map { relativeL2Error(expected[$0 - 1], expected[$0]) }.min()!
         return (worst, yardstick)
@@ -79,6 +81,24 @@ import Testing
             if ![GGMLType.q4_K, .q5_K].contains(type) {
                 #expect(error < yardstick / 4, "\(architecture) \(type): \(error) against \(yardstick)")
             }
+        }
+    }
+
+    /// Every kernel path this CPU runs (matrix products, attention, norms, activations) against
+    /// the float64 reference: float weights over a sequence long enough to spread attention
+    /// over the threads, and each quantized type (tolerances as above).
+    @Test(arguments: CPUKernels.supportedPaths)
+    func everyKernelPathMatchesTheReference(kernels: CPUKernelPath) throws {
+        let (path, reference) = try TestModel(architecture: "llama", seed: 5).write()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let tokens = (0..<150).map { ($0 * 37 + 11) % 96 }
+        let expected = reference.logits(tokens)
+        let actual = try Self.engineLogits(path: path, tokens: tokens, chunk: 64, kernels: kernels)
+        #expect(zip(actual, expected).map { relativeL2Error($0, $1) }.max()! < 1e-4, "\(kernels)")
+        for type in [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K, .f16, .bf16] {
+            let model = TestModel(architecture: "qwen2", matrixType: type, embeddingType: type, tiedOutput: false)
+            let error = try Self.errors(model, chunk: 7, kernels: kernels).worst
+            #expect(error < ([GGMLType.f16, .bf16].contains(type) ? 1e-4 : 0.25), "\(kernels) \(type): \(error)")
         }
     }
 }

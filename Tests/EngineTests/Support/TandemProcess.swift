@@ -10,7 +10,7 @@ struct TandemProcess {
         return root.appendingPathComponent(".build/release/tandem").path
     }
 
-    static func run(_ arguments: [String]) throws -> ProcessOutput {
-        try runProcess(executable, arguments)
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> ProcessOutput {
+        try runProcess(executable, arguments, environment: environment)
     }
 }
