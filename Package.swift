@@ -76,10 +76,11 @@ let package = Package(
         // serves /health and can be told to crash, hang, exit 78 or flood its log.
         .executableTarget(name: "tandem-test-worker"),
 
-        // Helpers shared by the test targets (running a child process to completion).
+        // Helpers shared by the test targets: built products, child processes, ports and HTTP,
+        // waiting for a condition, comparisons with references.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "FleetPlanningTests", dependencies: ["FleetPlanning", "TestSupport"]),
-        .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "FleetPlanning"]),
+        .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "FleetPlanning", "TestSupport"]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Engine", "TestSupport"]),
         .testTarget(
             name: "TokenizationTests", dependencies: ["Tokenization", "GGUF", "Engine", "TestSupport"],

@@ -99,8 +99,8 @@ import Tokenization
     func everyFlagOfTheHelpIsInTheManPage(command: [String]) throws {
         let help = try TandemProcess.run(command + ["--help"])
         #expect(help.status == 0)
-        let manPath = URL(fileURLWithPath: TandemProcess.executable).deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Man/tandem.1").path
+        let manPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Man/tandem.1").path
         let man = try String(contentsOfFile: manPath, encoding: .utf8).replacingOccurrences(of: "\\-", with: "-")
         let flags = Set(help.stdout.matches(of: /--[a-z][a-z-]*/).map { String($0.output) })
         #expect(!flags.isEmpty)

@@ -2,18 +2,15 @@ import FleetPlanning
 import Foundation
 import Glibc
 import Testing
+import TestSupport
 
 /// The stand-in worker (`tandem-test-worker`) that the supervisor's tests spawn: it must
-/// honour the flags the planner produces and its fault controls. It is built next to this
-/// test bundle.
+/// honour the flags the planner produces and its fault controls.
 @Suite(.serialized) struct TestWorkerTests {
-    let binary = URL(fileURLWithPath: FleetPlanner.runningExecutablePath()).deletingLastPathComponent()
-        .appendingPathComponent("tandem-test-worker").path
-
     func start(_ arguments: [String], rank: Int? = nil) throws -> Child {
         var environment = ProcessInfo.processInfo.environment
         environment["TANDEM_RANK"] = rank.map(String.init)
-        return try Child(binary, arguments, environment: environment)
+        return try Child(try BuiltProducts.path("tandem-test-worker"), arguments, environment: environment)
     }
 
     func freePorts(_ count: Int) throws -> [Int] {

@@ -2,18 +2,7 @@ import Foundation
 import Glibc
 import Synchronization
 import Testing
-
-/// The built executables, found next to the test bundle (`.build/<config>/`).
-enum Binaries {
-    static let directory: String = {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        let exe = count > 0 ? String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
-        return (exe as NSString).deletingLastPathComponent
-    }()
-    static var supervisor: String { directory + "/multi-api-server" }
-    static var worker: String { directory + "/tandem-test-worker" }
-}
+import TestSupport
 
 /// A free TCP port on 127.0.0.1 (bind to port 0, read it back, close).
 func freePort() -> Int {
@@ -161,15 +150,15 @@ final class Fleet {
     let logDirectory: String
     private let stderrPath: String
 
-    init(arguments: [String], controlPort: Int = freePort(), workerBinary: String = Binaries.worker,
+    init(arguments: [String], controlPort: Int = freePort(), workerBinary: String? = nil,
          environment extra: [String: String] = [:]) throws {
         self.controlPort = controlPort
         logDirectory = NSTemporaryDirectory() + "tandem-fleet-\(tag.prefix(8))"
         stderrPath = logDirectory + ".stderr"
         _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: Binaries.supervisor)
+        process.executableURL = URL(fileURLWithPath: try BuiltProducts.path("multi-api-server"))
         process.arguments = ["--control-port", "\(controlPort)", "--log-dir", logDirectory,
-                             "--worker-binary", workerBinary] + arguments
+                             "--worker-binary", try workerBinary ?? BuiltProducts.path("tandem-test-worker")] + arguments
         var environment = ProcessInfo.processInfo.environment
         environment["TANDEM_TEST_FLEET"] = tag
         environment.removeValue(forKey: "NOTIFY_SOCKET")
