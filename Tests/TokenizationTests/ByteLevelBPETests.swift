@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 import Tokenization
 
 /// The default model's byte-level BPE tokenizer against Hugging Face `tokenizers` built from the
@@ -33,7 +34,7 @@ struct ByteLevelBPETests {
     func idsMatchReference(pre: String) throws {
         let tokenizer = try tokenizer(pre: pre)
         let expected = try referenceIDs(pre: pre, Self.samples)
-        for (text, ids) in zip(Self.samples, expected) {
+        for (text, ids) in try paired(Self.samples, expected, reference: "bpe_reference.py \(pre)") {
             #expect(tokenizer.encode(text, addSpecial: false) == ids, "\(pre): \(text.debugDescription)")
         }
     }
@@ -65,7 +66,7 @@ struct ByteLevelBPETests {
         let tokenizer = try tokenizer(pre: pre)
         let strings = Self.randomStrings(count: 400, seed: 42)
         let expected = try referenceIDs(pre: pre, strings)
-        for (text, ids) in zip(strings, expected) {
+        for (text, ids) in try paired(strings, expected, reference: "bpe_reference.py \(pre)") {
             #expect(tokenizer.encode(text, addSpecial: false) == ids, "\(pre): \(text.debugDescription)")
             #expect(tokenizer.decode(ids) == text)
         }

@@ -1,6 +1,7 @@
 import Foundation
 import GGUF
 import Testing
+import TestSupport
 import Tokenization
 
 /// Real models' chat templates rendered by Tandem and by Python's jinja2 (configured as
@@ -111,7 +112,7 @@ struct ChatTemplateReferenceTests {
         let template = try ChatTemplate(source: source)
         let expected = try PythonReference.run(
             "jinja_reference.py", input: Request(template: source, cases: cases), as: [Outcome].self)
-        for (item, outcome) in zip(cases, expected) {
+        for (item, outcome) in try paired(cases, expected, reference: "jinja_reference.py") {
             let rendered = Result {
                 try template.render(
                     messages: item.messages, addGenerationPrompt: item.add_generation_prompt,
