@@ -1,3 +1,4 @@
+import FleetPlanning
 import Foundation
 import Glibc
 import Synchronization
@@ -178,19 +179,29 @@ import Testing
         #expect(notify.messages().contains("STOPPING=1"))
     }
 
-    @Test func ranksArePinnedToTheirCPUAndBoundToNode0() throws {
-        let fleet = try Self.fleet(ranks: 2, ["--numa-bind", "0"])
+    /// Each rank runs on the CPUs the planner gives it on this machine (node 0's allowed CPUs,
+    /// split between the ranks), in this process's cpuset, with its memory bound to node 0.
+    @Test func ranksArePinnedToThePlannedCPUsAndBoundToNode0() throws {
+        let placement = ["--numa-bind", "0"]
+        let fleet = try Self.fleet(ranks: 2, placement)
         defer { fleet.terminate() }
         #expect(fleet.waitAllReady(count: 2), "\(fleet.output)")
-        for index in 0..<2 {
-            let pid = try #require(fleet.pid(ofRank: index))
+        let plan = try FleetPlanner().plan(SupervisorOptions.parse(["--worker-binary", "/bin/true", "--num-servers", "2"] + placement))
+        let ownStatus = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let ownMemoryNodes = try #require(ownStatus.split(separator: "\n").first { $0.hasPrefix("Mems_allowed_list:") })
+        for rank in plan.ranks {
+            let cpus = try #require(rank.cpus, "rank \(rank.rank) is not pinned: \(rank)")
+            #expect(rank.numaNodes == [0])
+            #expect(fleet.rank(rank.rank)?["cpus"] as? [Int] == cpus)
+            let pid = try #require(fleet.pid(ofRank: rank.rank))
             let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
-            #expect(status.contains("Cpus_allowed_list:\t\(index)\n"), "\(status)")
-            #expect(status.contains("Mems_allowed_list:\t0\n"))
+            #expect(status.contains("Cpus_allowed_list:\t\(CPUList.format(cpus))\n"), "\(status)")
+            #expect(status.contains(ownMemoryNodes + "\n"), "\(status)")
             // The memory policy itself (Mems_allowed_list is the cpuset's): MPOL_BIND to node 0.
             let maps = try String(contentsOfFile: "/proc/\(pid)/numa_maps", encoding: .utf8)
             #expect(maps.contains(" bind:0 "), "\(maps.prefix(300))")
         }
+        #expect(Set(plan.ranks.compactMap(\.cpus).joined()).count == plan.ranks.compactMap(\.cpus).joined().count)
     }
 
     @Test func gracefulStopEndsEveryRankWithinTheTimeout() throws {
