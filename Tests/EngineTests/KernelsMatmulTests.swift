@@ -12,8 +12,27 @@ import Testing
 @Suite struct KernelsMatmulTests {
     static let quantizedTypes: [KernelType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
     static let floatTypes: [KernelType] = [.f32, .f16, .bf16]
-    /// Both kernel paths: the portable C and this CPU's best.
-    static let backends = ["portable", String(cString: tk_cpu_backend())]
+    /// CKernels' SIMD paths, best last, with the CPU features each needs (as its dispatch in
+    /// matmul.c checks them, named as /proc/cpuinfo lists them). A new path is one line here.
+    static let simdBackends: [(name: String, cpuFlags: [String])] = [
+        ("avx512-vnni", ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni", "f16c", "fma"]),
+    ]
+
+    /// The flags of this CPU in /proc/cpuinfo.
+    static let cpuFlags: Set<String> = {
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let line = cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") } ?? ""
+        return Set(line.split(separator: " ").map(String.init))
+    }()
+
+    /// Every kernel path this CPU can run: the portable C, then each SIMD path it supports.
+    static let backends = ["portable"] + simdBackends.filter { $0.cpuFlags.allSatisfy(cpuFlags.contains) }.map(\.name)
+
+    /// Fails unless the products ran on every path this CPU supports: a machine with AVX-512
+    /// whose tests exercised only the portable C proves nothing about the SIMD kernels.
+    static func expectEveryBackendRan(_ ran: Set<String>, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(ran == Set(backends), "\(what) ran on \(ran.sorted()) but this CPU supports \(backends)", sourceLocation: sourceLocation)
+    }
 
     /// Row lengths k to test: an odd block count (padding), and one above 64 blocks (two staged
     /// segments).
@@ -26,8 +45,10 @@ import Testing
         let pool = try #require(tk_pool_create(2))
         defer { tk_pool_destroy(pool) }
         // n = 37: not a multiple of the thread count, the 4-row tile or the 16-row chunk.
+        var ran: Set<String> = []
         for backend in Self.backends {
-            #expect(tk_pool_set_backend(pool, backend) == 0)
+            try #require(tk_pool_set_backend(pool, backend) == 0, "CKernels refuses the \(backend) kernels")
+            ran.insert(backend)
             for k in Self.rowLengths(type) {
                 var rng = KernelsRng(seed: UInt64(Int(type.rawValue) * 1000 + k))
                 let n = 37
@@ -44,6 +65,7 @@ import Testing
                 }
             }
         }
+        Self.expectEveryBackendRan(ran, "\(type) products")
     }
 
     /// Batch invariance: a row's result does not depend on how many other rows share the
@@ -53,8 +75,10 @@ import Testing
     func eachRowEqualsItsProductAlone(type: KernelType) throws {
         let pool = try #require(tk_pool_create(2))
         defer { tk_pool_destroy(pool) }
+        var ran: Set<String> = []
         for backend in Self.backends {
-            #expect(tk_pool_set_backend(pool, backend) == 0)
+            try #require(tk_pool_set_backend(pool, backend) == 0, "CKernels refuses the \(backend) kernels")
+            ran.insert(backend)
             for k in Self.rowLengths(type) {
                 var rng = KernelsRng(seed: UInt64(Int(type.rawValue) * 7 + k))
                 let n = 37, m = 70 // fused up to 16 rows, staged above; 70 spans two 64-row blocks
@@ -77,6 +101,7 @@ import Testing
                 }
             }
         }
+        Self.expectEveryBackendRan(ran, "\(type) batch invariance")
     }
 
     @Test(arguments: [KernelType.q4_1, .q8_0, .q6_K, .f16])
@@ -133,16 +158,15 @@ import Testing
         #expect(y == [0, 0, 0, 0])
     }
 
-    /// A CPU whose /proc/cpuinfo lists the AVX-512 VNNI features gets the SIMD kernels.
-    @Test func backendMatchesTheCPU() throws {
-        let name = String(cString: tk_cpu_backend())
-        #expect(["avx512-vnni", "portable"].contains(name))
-        guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
-        else { return }
-        let flags = Set(flagsLine.split(separator: " ").map(String.init))
-        let needed = ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni", "f16c", "fma"]
-        #expect((name == "avx512-vnni") == needed.allSatisfy(flags.contains))
+    /// CKernels' dispatch picks the best path this CPU supports (the last of `backends`), and
+    /// a pool can be set to every one of them.
+    @Test func dispatchPicksTheBestPathThisCPUSupports() throws {
+        try #require(!Self.cpuFlags.isEmpty, "no CPU flags in /proc/cpuinfo")
+        let chosen = String(cString: tk_cpu_backend())
+        #expect(chosen == Self.backends.last, "CKernels chose \(chosen) where this CPU's best known path is \(Self.backends.last!) (a new path goes into simdBackends)")
+        let pool = try #require(tk_pool_create(1))
+        defer { tk_pool_destroy(pool) }
+        for backend in Self.backends { #expect(tk_pool_set_backend(pool, backend) == 0, "\(backend)") }
     }
 }
 
