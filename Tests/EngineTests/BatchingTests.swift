@@ -17,7 +17,7 @@ import Testing
     let transformer: Transformer
 
     init() throws {
-        transformer = Transformer(weights: try ModelWeights(path: DefaultModel.path()),
+        transformer = Transformer(weights: try ModelWeights(path: defaultModelPath()),
                                   backend: try CPUBackend(threads: 2))
     }
 

@@ -7,7 +7,7 @@ import Tokenization
 /// The real SmolLM2 file end to end: tokenizer, chat template, generation, the CLI.
 @Suite(.serialized) struct RealModelGenerationTests {
     @Test func greedyCompletionOfTheCapitalOfFranceIsParis() throws {
-        let generator = try Generator(modelPath: DefaultModel.path(), threads: 2)
+        let generator = try Generator(modelPath: defaultModelPath(), threads: 2)
         let tokens = generator.tokens(forPrompt: "The capital of France is", rendered: false)
         #expect(tokens == [504, 3575, 282, 4649, 314])
         var streamed = ""
@@ -19,7 +19,7 @@ import Tokenization
     }
 
     @Test func chatRequestRendersTheExactChatMLPrompt() throws {
-        let generator = try Generator(modelPath: DefaultModel.path(), threads: 1)
+        let generator = try Generator(modelPath: defaultModelPath(), threads: 1)
         let prompt = try generator.chatPrompt(
             [ChatMessage(role: "system", content: "Be brief."), ChatMessage(role: "user", content: "What is 2+2?")],
             template: try generator.modelChatTemplate())
@@ -30,7 +30,7 @@ import Tokenization
     }
 
     @Test func chatGenerationStopsAtEndOfTurn() throws {
-        let generator = try Generator(modelPath: DefaultModel.path(), threads: 2)
+        let generator = try Generator(modelPath: defaultModelPath(), threads: 2)
         let prompt = try generator.chatPrompt([ChatMessage(role: "user", content: "Say hello.")],
                                               template: try generator.modelChatTemplate())
         let result = try generator.generate(promptTokens: generator.tokens(forPrompt: prompt, rendered: true),
@@ -41,7 +41,7 @@ import Tokenization
 
     @Test func generateCommandPrintsOnlyTheCompletion() throws {
         let output = try TandemProcess.run([
-            "generate", "--model", DefaultModel.path(), "--prompt", "The capital of France is",
+            "generate", "--model", try defaultModelPath(), "--prompt", "The capital of France is",
             "--max-tokens", "2", "--threads", "2",
         ])
         #expect(output.status == 0)
@@ -49,7 +49,7 @@ import Tokenization
     }
 
     @Test func truncatedModelIsAClearError() throws {
-        let source = try Data(contentsOf: URL(fileURLWithPath: DefaultModel.path()))
+        let source = try Data(contentsOf: URL(fileURLWithPath: try defaultModelPath()))
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-truncated-\(UUID().uuidString).gguf").path
         try source.prefix(1_000_000).write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -70,7 +70,7 @@ import Tokenization
         var output = try TandemProcess.run(["generate", "--model", "/nonexistent/model.gguf", "--prompt", "hi"])
         #expect(output.status != 0)
         #expect(output.stderr == "Error: model file not found: /nonexistent/model.gguf\n")
-        output = try TandemProcess.run(["generate", "--model", DefaultModel.path(), "--prompt", "hi", "--max-tokens", "0"])
+        output = try TandemProcess.run(["generate", "--model", try defaultModelPath(), "--prompt", "hi", "--max-tokens", "0"])
         #expect(output.status != 0)
         #expect(output.stderr.hasPrefix("Error: --max-tokens must be at least 1"))
         output = try TandemProcess.run(["bench", "engine", "--batch", "0"])
@@ -80,7 +80,7 @@ import Tokenization
 
     @Test func benchEngineJSONHasTheFigures() throws {
         let output = try TandemProcess.run([
-            "bench", "engine", "--model", DefaultModel.path(), "--prompt-tokens", "32", "--gen-tokens", "4",
+            "bench", "engine", "--model", try defaultModelPath(), "--prompt-tokens", "32", "--gen-tokens", "4",
             "--batch", "3", "--threads", "2", "--repetitions", "1", "--json",
         ])
         #expect(output.status == 0)

@@ -42,28 +42,43 @@ import TestSupport
         return Int(String(decoding: buffer[9..<12], as: UTF8.self))
     }
 
-    func waitForStatus(_ port: Int, _ expected: Int?, within seconds: Double) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if status(port, "/health", timeout: 1) == expected { return true }
-            usleep(20_000)
-        }
-        return false
+    /// Waits until GET /health answers `expected` (nil: does not answer).
+    func waitForStatus(_ port: Int, _ expected: Int?) -> Bool {
+        waitUntil { status(port, "/health", timeout: 1) == expected }
     }
 
-    @Test func servesHealthAfterItsStartupDelayAndBindsEveryPort() throws {
+    /// Loading (503) for as long as the delay lasts, here longer than any test, with every
+    /// port bound.
+    @Test func loadsDuringItsStartupDelayAndBindsEveryPort() throws {
         let ports = try freePorts(7)
         let worker = try start(["--port", "\(ports[0])", "--metrics-port", "\(ports[1])", "--engine-worker-queue-port", "\(ports[2])",
                                 "--cache-queue-port", "\(ports[3])", "--pd-comm-port", "\(ports[4])",
                                 "--rdma-comm-ports", "\(ports[5]),\(ports[6])", "--local-data-parallel-id", "0",
-                                "--startup-delay", "0.5"])
+                                "--startup-delay", "3600"])
         defer { _ = worker.stop() }
-        #expect(waitForStatus(ports[0], 503, within: 2))
-        #expect(waitForStatus(ports[0], 200, within: 2))
+        #expect(waitForStatus(ports[0], 503))
         #expect(status(ports[1], "/metrics") == 200)
         #expect(status(ports[0], "/nothing") == 404)
         let prober = PortProber.live(host: "127.0.0.1")
         #expect(ports.allSatisfy { !prober.isFree($0) })
+    }
+
+    /// Healthy (200) once the delay is over, and not before: no answer received sooner than
+    /// the delay after the start is 200 (the worker's clock starts after ours).
+    @Test func servesHealthOnceItsStartupDelayIsOver() throws {
+        let port = try freePorts(1)[0]
+        let delay: Duration = .milliseconds(500)
+        let started = ContinuousClock.now
+        let worker = try start(["--port", "\(port)", "--startup-delay", "0.5"])
+        defer { _ = worker.stop() }
+        var early: [Duration] = []
+        let healthy = waitUntil {
+            let answer = status(port, "/health", timeout: 1)
+            if answer == 200, ContinuousClock.now - started < delay { early.append(ContinuousClock.now - started) }
+            return answer == 200
+        }
+        #expect(healthy)
+        #expect(early.isEmpty, "healthy \(early) after the start, before its \(delay) delay")
     }
 
     /// Repeated because the signal lands on whichever thread is running; a handler that
@@ -72,7 +87,7 @@ import TestSupport
         for _ in 0..<8 {
             let port = try freePorts(1)[0]
             let worker = try start(["--port", "\(port)", "--metrics-port", "\(try freePorts(1)[0])"])
-            #expect(waitForStatus(port, 200, within: 2))
+            #expect(waitForStatus(port, 200))
             #expect(worker.stop() == .exited(0))
         }
     }
@@ -82,7 +97,7 @@ import TestSupport
         let flooding = try start(["--port", "\(port)", "--flood-log"])
         defer { _ = flooding.stop() }
         for _ in 0..<5 {
-            #expect(waitForStatus(port, 200, within: 2))
+            #expect(waitForStatus(port, 200))
         }
         #expect(flooding.isRunning)
     }
@@ -96,17 +111,23 @@ import TestSupport
         let port = try freePorts(1)[0]
         let spared = try start(["--port", "\(port)", "--exit-code", "3", "--fault-rank", "1"], rank: 0)
         defer { _ = spared.stop() }
-        #expect(waitForStatus(port, 200, within: 2))
+        #expect(waitForStatus(port, 200))
     }
 
     @Test func crashAndHangFaults() throws {
         let crashing = try start(["--crash-after", "0.2"])
         #expect(crashing.wait() == .exited(1))
+        // Serving until the hang (here later than any test), then silent but alive.
         let port = try freePorts(1)[0]
-        let hanging = try start(["--port", "\(port)", "--hang-after", "0.3"])
+        let later = try start(["--port", "\(port)", "--hang-after", "3600"])
+        defer { _ = later.stop() }
+        #expect(waitForStatus(port, 200))
+        let hangingPort = try freePorts(1)[0]
+        let hanging = try start(["--port", "\(hangingPort)", "--hang-after", "0.3"])
         defer { _ = hanging.stop() }
-        #expect(waitForStatus(port, 200, within: 2))
-        #expect(waitForStatus(port, nil, within: 3))
+        // Listening (bound) yet not answering: connections are accepted by the kernel, no reply comes.
+        #expect(waitUntil { !PortProber.live(host: "127.0.0.1").isFree(hangingPort) })
+        #expect(waitForStatus(hangingPort, nil))
         #expect(hanging.isRunning)
     }
 }

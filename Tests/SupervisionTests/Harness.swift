@@ -73,16 +73,6 @@ func httpGet(port: Int, path: String, timeout: Double = 5) -> HTTPReply? {
     return HTTPReply(status: status, body: body)
 }
 
-/// Polls `condition` every 50 ms until it holds or `timeout` seconds pass.
-func eventually(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if condition() { return true }
-        usleep(50_000)
-    }
-    return condition()
-}
-
 func processExists(_ pid: Int) -> Bool {
     // A zombie still "exists" for kill(0); read the state instead.
     guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return false }
@@ -172,9 +162,9 @@ final class Fleet {
     var pid: Int { Int(process.processIdentifier) }
     var output: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 
-    /// Waits for the supervisor to exit; its status, or nil after `timeout` seconds.
-    func waitForExit(timeout: Double) -> Int32? {
-        guard eventually(timeout: timeout, { !process.isRunning }) else { return nil }
+    /// Waits for the supervisor to exit; its status, or nil when it does not.
+    func waitForExit() -> Int32? {
+        guard waitUntil({ !process.isRunning }) else { return nil }
         return process.terminationStatus
     }
 
@@ -192,8 +182,8 @@ final class Fleet {
     func pid(ofRank index: Int) -> Int? { rank(index)?["pid"] as? Int }
     func apiPort(ofRank index: Int) -> Int? { (rank(index)?["ports"] as? [String: Any])?["api"] as? Int }
 
-    func waitAllReady(count: Int, timeout: Double = 60) -> Bool {
-        eventually(timeout: timeout) {
+    func waitAllReady(count: Int) -> Bool {
+        waitUntil {
             let all = ranks()
             return all.count == count && all.allSatisfy { $0["state"] as? String == "ready" }
         }
@@ -202,7 +192,7 @@ final class Fleet {
     /// Kills the supervisor and anything of its fleet still alive.
     func terminate() {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        _ = eventually(timeout: 5) { fleetProcesses(tag: tag).isEmpty }
+        waitUntil(deadline: .now + .seconds(5)) { fleetProcesses(tag: tag).isEmpty }
         for pid in fleetProcesses(tag: tag) { kill(pid_t(pid), SIGKILL) }
         try? FileManager.default.removeItem(atPath: logDirectory)
         try? FileManager.default.removeItem(atPath: stderrPath)
