@@ -13,44 +13,20 @@ import TestSupport
         return try Child(try BuiltProducts.path("tandem-test-worker"), arguments, environment: environment)
     }
 
-    func freePorts(_ count: Int) throws -> [Int] {
-        let fleet = try FleetPlanner(system: HostSystem(root: "/nonexistent", allowedCPUs: { Array(0..<count) }), environment: [:],
-                                     executablePath: "/usr/bin/multi-api-server")
-            .plan(SupervisorOptions.parse(["--worker-binary", "/bin/true", "--num-servers", String(count), "--numa-bind", "none"]))
-        return fleet.ranks.map(\.ports.api)
-    }
-
-    /// GET over a plain socket; the status code, or nil when nothing answers in time.
-    func status(_ port: Int, _ path: String, timeout: Int = 2) -> Int? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var limit = timeval(tv_sec: timeout, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { return nil }
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
-        _ = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        var buffer = [UInt8](repeating: 0, count: 512)
-        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard count > 12 else { return nil }
-        return Int(String(decoding: buffer[9..<12], as: UTF8.self))
+    /// The status of GET `path`, or nil when nothing answers in time.
+    func status(_ port: Int, _ path: String, timeout: Duration = .seconds(2)) -> Int? {
+        httpGet(port: port, path: path, timeout: timeout)?.status
     }
 
     /// Waits until GET /health answers `expected` (nil: does not answer).
     func waitForStatus(_ port: Int, _ expected: Int?) -> Bool {
-        waitUntil { status(port, "/health", timeout: 1) == expected }
+        waitUntil { status(port, "/health", timeout: .seconds(1)) == expected }
     }
 
     /// Loading (503) for as long as the delay lasts, here longer than any test, with every
     /// port bound.
     @Test func loadsDuringItsStartupDelayAndBindsEveryPort() throws {
-        let ports = try freePorts(7)
+        let ports = try freeLoopbackPorts(7)
         let worker = try start(["--port", "\(ports[0])", "--metrics-port", "\(ports[1])", "--engine-worker-queue-port", "\(ports[2])",
                                 "--cache-queue-port", "\(ports[3])", "--pd-comm-port", "\(ports[4])",
                                 "--rdma-comm-ports", "\(ports[5]),\(ports[6])", "--local-data-parallel-id", "0",
@@ -66,14 +42,14 @@ import TestSupport
     /// Healthy (200) once the delay is over, and not before: no answer received sooner than
     /// the delay after the start is 200 (the worker's clock starts after ours).
     @Test func servesHealthOnceItsStartupDelayIsOver() throws {
-        let port = try freePorts(1)[0]
+        let port = try freeLoopbackPort()
         let delay: Duration = .milliseconds(500)
         let started = ContinuousClock.now
         let worker = try start(["--port", "\(port)", "--startup-delay", "0.5"])
         defer { _ = worker.stop() }
         var early: [Duration] = []
         let healthy = waitUntil {
-            let answer = status(port, "/health", timeout: 1)
+            let answer = status(port, "/health", timeout: .seconds(1))
             if answer == 200, ContinuousClock.now - started < delay { early.append(ContinuousClock.now - started) }
             return answer == 200
         }
@@ -85,15 +61,15 @@ import TestSupport
     /// only works on the main thread fails some of the time.
     @Test func sigtermExitsZero() throws {
         for _ in 0..<8 {
-            let port = try freePorts(1)[0]
-            let worker = try start(["--port", "\(port)", "--metrics-port", "\(try freePorts(1)[0])"])
+            let port = try freeLoopbackPort()
+            let worker = try start(["--port", "\(port)", "--metrics-port", "\(try freeLoopbackPort())"])
             #expect(waitForStatus(port, 200))
             #expect(worker.stop() == .exited(0))
         }
     }
 
     @Test func aFloodingWorkerStillAnswers() throws {
-        let port = try freePorts(1)[0]
+        let port = try freeLoopbackPort()
         let flooding = try start(["--port", "\(port)", "--flood-log"])
         defer { _ = flooding.stop() }
         for _ in 0..<5 {
@@ -108,7 +84,7 @@ import TestSupport
         let told = try start(["--exit-code", "3"])
         #expect(told.wait() == .exited(3))
         // --fault-rank limits faults to one rank.
-        let port = try freePorts(1)[0]
+        let port = try freeLoopbackPort()
         let spared = try start(["--port", "\(port)", "--exit-code", "3", "--fault-rank", "1"], rank: 0)
         defer { _ = spared.stop() }
         #expect(waitForStatus(port, 200))
@@ -118,11 +94,11 @@ import TestSupport
         let crashing = try start(["--crash-after", "0.2"])
         #expect(crashing.wait() == .exited(1))
         // Serving until the hang (here later than any test), then silent but alive.
-        let port = try freePorts(1)[0]
+        let port = try freeLoopbackPort()
         let later = try start(["--port", "\(port)", "--hang-after", "3600"])
         defer { _ = later.stop() }
         #expect(waitForStatus(port, 200))
-        let hangingPort = try freePorts(1)[0]
+        let hangingPort = try freeLoopbackPort()
         let hanging = try start(["--port", "\(hangingPort)", "--hang-after", "0.3"])
         defer { _ = hanging.stop() }
         // Listening (bound) yet not answering: connections are accepted by the kernel, no reply comes.

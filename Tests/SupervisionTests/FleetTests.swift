@@ -123,9 +123,10 @@ import TestSupport
     }
 
     @Test func portAlreadyTakenIsAClearErrorAndNothingStarts() throws {
-        let ports = (freePort(), freePort())
-        let holder = try #require(PortHolder(port: ports.1))
-        defer { _ = holder }
+        let free = try freeLoopbackPort()
+        let holder = try HeldPort()
+        defer { withExtendedLifetime(holder) {} }
+        let ports = (free, holder.port)
         let fleet = try Self.fleet(ranks: 2, ["--ports", "\(ports.0),\(ports.1)"])
         defer { fleet.terminate() }
         #expect(fleet.waitForExit() == 78)
