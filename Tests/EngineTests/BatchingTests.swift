@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Testing
+import TestSupport
 
 /// A batch of sequences gives the same logits as running each sequence alone, bit for bit,
 /// whatever the mix of prefill chunks and decode steps (real SmolLM2 weights, quantized kernels
@@ -38,9 +39,10 @@ import Testing
         return rows
     }
 
-    func expectSame(_ a: [Float], _ b: [Float], _ comment: Comment) {
-        let error = relativeL2Error(a.map(Double.init), b.map(Double.init))
-        #expect(a == b, "\(comment): error \(error)")
+    func expectSame(_ a: [Float], _ b: [Float], _ comment: Comment, sourceLocation: SourceLocation = #_sourceLocation) {
+        let difference = bitwiseDifference(a, b)
+        let error = a.count == b.count ? relativeL2Error(a.map(Double.init), b.map(Double.init)) : .nan
+        #expect(difference == nil, "\(comment): \(difference ?? ""); relative L2 error \(error)", sourceLocation: sourceLocation)
     }
 
     @Test func chunkedPrefillEqualsWholePrefill() throws {

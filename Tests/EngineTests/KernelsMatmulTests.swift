@@ -1,6 +1,7 @@
 import CKernels
 import Foundation
 import Testing
+import TestSupport
 
 /// tk_matmul against a float64 product of tk_dequantize_row'd weights and the f32 activations.
 ///
@@ -96,8 +97,8 @@ import Testing
                 for (start, count) in [(0, 1), (5, 1), (69, 1), (3, 4), (10, 17), (0, 16)] {
                     let some = product(x[(start * k)..<((start + count) * k)])
                     let same = Array(all[(start * n)..<((start + count) * n)])
-                    let differing = zip(some, same).filter { $0.0.bitPattern != $0.1.bitPattern }.count
-                    #expect(differing == 0, "\(type) \(backend) k=\(k): rows \(start)..<\(start + count) alone differ from the same rows among \(m) in \(differing) of \(some.count) values")
+                    let difference = bitwiseDifference(some, same)
+                    #expect(difference == nil, "\(type) \(backend) k=\(k): rows \(start)..<\(start + count) alone against the same rows among \(m): \(difference ?? "")")
                 }
             }
         }
@@ -120,8 +121,9 @@ import Testing
             #expect(tk_matmul(two, type.rawValue, wp.baseAddress, Int64(n), Int64(k), x, Int64(m), &y2) == 0)
             #expect(tk_matmul(nil, type.rawValue, wp.baseAddress, Int64(n), Int64(k), x, Int64(m), &yNil) == 0)
         }
-        #expect(y1 == y2)
-        #expect(y1 == yNil)
+        let twoThreads = bitwiseDifference(y2, y1), noPool = bitwiseDifference(yNil, y1)
+        #expect(twoThreads == nil, "two threads against one: \(twoThreads ?? "")")
+        #expect(noPool == nil, "no pool against one thread: \(noPool ?? "")")
     }
 
     @Test func rejectsUnsupportedTypesAndShapes() throws {

@@ -93,9 +93,12 @@ import Tokenization
         let fromGGUF = try TokenizerConfiguration(gguf: DefaultModel.file.get())
         let reference = try DefaultModel.metadata.get()
         #expect(fromGGUF.model == .gpt2)
-        #expect(fromGGUF.tokens == reference.tokens)
-        #expect(fromGGUF.tokenTypes == reference.tokenTypes)
-        #expect(fromGGUF.merges == reference.merges)
+        for (name, differing) in [("tokens", difference(fromGGUF.tokens, reference.tokens)),
+                                  ("token types", difference(fromGGUF.tokenTypes, reference.tokenTypes)),
+                                  ("merges", difference(fromGGUF.merges, reference.merges))] {
+            #expect(differing == nil, "\(name): \(differing ?? "")")
+        }
+        #expect(!fromGGUF.tokens.isEmpty && !fromGGUF.merges.isEmpty)
         #expect(fromGGUF.preTokenizer == "smollm")
         #expect(fromGGUF.bosTokenID == reference.bos && fromGGUF.eosTokenID == reference.eos)
         #expect(fromGGUF.unknownTokenID == reference.unknown && fromGGUF.paddingTokenID == reference.padding)
