@@ -13,7 +13,10 @@ extension JinjaBuiltins {
             }
         }
         switch name {
-        case "trim": return .string(try string(name).trimmingPythonWhitespace())
+        case "trim":
+            var characters: String?
+            if case .string(let given)? = argument(0, "chars") { characters = given }
+            return .string(try string(name).pythonStrip(characters))
         case "length", "count":
             switch value {
             case .string(let s): return .int(s.unicodeScalars.count)
@@ -27,7 +30,7 @@ extension JinjaBuiltins {
         case "capitalize":
             let s = try string(name)
             return .string(s.prefix(1).uppercased() + s.dropFirst().lowercased())
-        case "title": return .string(try string(name).pythonTitle())
+        case "title": return .string(try string(name).jinjaTitle())
         case "string": return .string(value.text)
         case "safe", "e", "escape":
             return name == "safe" ? value : .string(value.text.htmlEscaped())
@@ -100,13 +103,22 @@ extension JinjaBuiltins {
             case .int(let n)?: width = String(repeating: " ", count: n)
             default: width = "    "
             }
-            let lines = try string(name).split(separator: "\n", omittingEmptySubsequences: false)
+            // As jinja2 does it: a newline appended, Python's splitlines (every kind of line
+            // break becomes \n), blank lines left alone unless `blank`, the first line only
+            // with `first` (even when it is empty).
+            let lines = (try string(name) + "\n").pythonLines()
             let indentFirst = argument(1, "first")?.isTruthy ?? false
-            return .string(lines.enumerated().map { i, line in
-                (i == 0 && !indentFirst) || line.isEmpty ? String(line) : width + line
-            }.joined(separator: "\n"))
+            let indentBlank = argument(2, "blank")?.isTruthy ?? false
+            var text = lines[0]
+            if indentBlank {
+                text = lines.joined(separator: "\n" + width)
+            } else if lines.count > 1 {
+                text += "\n" + lines.dropFirst().map { $0.isEmpty ? $0 : width + $0 }.joined(separator: "\n")
+            }
+            return .string(indentFirst ? width + text : text)
         case "wordcount":
-            return .int(try string(name).split(whereSeparator: { $0.isWhitespace }).count)
+            // jinja2 counts matches of the regular expression \w+.
+            return .int(try string(name).unicodeScalars.split { !$0.isPythonWordCharacter }.count)
         case "map":
             let items = try iterate(value)
             if let attribute = kwargs["attribute"] {
@@ -221,14 +233,18 @@ extension JinjaBuiltins {
             .function(JinjaFunction(name: name) { args, _ in try body(args) })
         }
         switch name {
-        case "strip": return method { args in .string(args.first.map { s.trimming(characters: $0.text) } ?? s.trimmingPythonWhitespace()) }
-        case "lstrip": return method { _ in .string(String(s.drop(while: \.isWhitespace))) }
-        case "rstrip": return method { _ in .string(String(s.reversed().drop(while: \.isWhitespace).reversed())) }
+        case "strip", "lstrip", "rstrip":
+            return method { args in
+                var characters: String?
+                if case .string(let given)? = args.first { characters = given }
+                return .string(s.pythonStrip(characters, leading: name != "rstrip", trailing: name != "lstrip"))
+            }
         case "upper": return method { _ in .string(s.uppercased()) }
         case "lower": return method { _ in .string(s.lowercased()) }
         case "title": return method { _ in .string(s.pythonTitle()) }
-        case "startswith": return method { args in .bool(s.hasPrefix(args.first?.text ?? "")) }
-        case "endswith": return method { args in .bool(s.hasSuffix(args.first?.text ?? "")) }
+        case "startswith": return method { args in .bool(s.unicodeScalars.starts(with: (args.first?.text ?? "").unicodeScalars)) }
+        case "endswith":
+            return method { args in .bool(s.unicodeScalars.reversed().starts(with: (args.first?.text ?? "").unicodeScalars.reversed())) }
         case "replace":
             return method { args in
                 guard args.count >= 2 else { throw ChatTemplateError.render("replace() needs the old and new strings") }
@@ -239,7 +255,7 @@ extension JinjaBuiltins {
                 if let separator = args.first, case .string(let sep) = separator {
                     return .array(s.splitPython(separator: sep).map { .string($0) })
                 }
-                return .array(s.split(whereSeparator: \.isWhitespace).map { .string(String($0)) })
+                return .array(s.unicodeScalars.split { $0.isPythonWhitespace }.map { .string(String(Substring($0))) })
             }
         default: return nil
         }
@@ -261,20 +277,58 @@ extension JinjaBuiltins {
 }
 
 extension String {
-    /// Python's `str.strip()`: Unicode whitespace at both ends.
-    func trimmingPythonWhitespace() -> String {
+    /// Python's `str.strip()`: whitespace (or the given characters) removed from both ends.
+    func trimmingPythonWhitespace() -> String { pythonStrip(nil) }
+
+    /// Python's `str.strip(chars)`, `lstrip` (only `leading`) and `rstrip` (only `trailing`):
+    /// code points in `characters`, or Python's whitespace when nil.
+    func pythonStrip(_ characters: String?, leading: Bool = true, trailing: Bool = true) -> String {
+        let set = characters.map { Set($0.unicodeScalars) }
+        let strips = { (scalar: Unicode.Scalar) in set?.contains(scalar) ?? scalar.isPythonWhitespace }
         let scalars = unicodeScalars
-        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
-        let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })!
-        return String(scalars[first...last])
+        var start = scalars.startIndex, end = scalars.endIndex
+        while leading, start < end, strips(scalars[start]) { start = scalars.index(after: start) }
+        while trailing, end > start, strips(scalars[scalars.index(before: end)]) { end = scalars.index(before: end) }
+        return String(Substring(scalars[start..<end]))
     }
 
-    func trimming(characters: String) -> String {
-        let set = Set(characters.unicodeScalars)
-        let scalars = unicodeScalars
-        guard let first = scalars.firstIndex(where: { !set.contains($0) }) else { return "" }
-        let last = scalars.lastIndex(where: { !set.contains($0) })!
-        return String(scalars[first...last])
+    /// Python's `str.splitlines()`: lines without their breaks (\n, \r, \r\n, \v, \f, U+001C…U+001E,
+    /// U+0085, U+2028, U+2029); a final break ends the last line without starting another.
+    func pythonLines() -> [String] {
+        var lines: [String] = []
+        var line = String.UnicodeScalarView()
+        var previousWasReturn = false
+        for scalar in unicodeScalars {
+            defer { previousWasReturn = scalar == "\r" }
+            if scalar == "\n" && previousWasReturn { continue }
+            switch scalar.value {
+            case 0x0A...0x0D, 0x1C...0x1E, 0x85, 0x2028, 0x2029:
+                lines.append(String(line))
+                line = String.UnicodeScalarView()
+            default:
+                line.append(scalar)
+            }
+        }
+        if !line.isEmpty { lines.append(String(line)) }
+        return lines
+    }
+
+    /// jinja2's `title` filter: words start after `-`, whitespace, `(`, `{`, `[` or `<`; each
+    /// word's first character upper case, the rest lower case. (Python's `str.title()`, the
+    /// string method, is `pythonTitle`.)
+    func jinjaTitle() -> String {
+        var result = ""
+        var startsWord = true
+        for scalar in unicodeScalars {
+            if scalar.isPythonWhitespace || "-({[<".unicodeScalars.contains(scalar) {
+                result.unicodeScalars.append(scalar)
+                startsWord = true
+            } else {
+                result += startsWord ? String(scalar).uppercased() : String(scalar).lowercased()
+                startsWord = false
+            }
+        }
+        return result
     }
 
     func pythonTitle() -> String {
@@ -287,14 +341,23 @@ extension String {
         return result
     }
 
+    /// Python's `str.split(sep)`: matched code point by code point, as Python compares
+    /// strings (Swift's own matching works on characters and finds no "\n" inside "\r\n").
     func splitPython(separator: String) -> [String] {
+        let scalars = Array(unicodeScalars), pattern = Array(separator.unicodeScalars)
+        guard !pattern.isEmpty else { return [self] }
         var parts: [String] = []
-        var rest = self[...]
-        while let range = rest.firstRange(of: separator) {
-            parts.append(String(rest[..<range.lowerBound]))
-            rest = rest[range.upperBound...]
+        var start = 0, index = 0
+        while index + pattern.count <= scalars.count {
+            if scalars[index..<index + pattern.count].elementsEqual(pattern) {
+                parts.append(String(String.UnicodeScalarView(scalars[start..<index])))
+                index += pattern.count
+                start = index
+            } else {
+                index += 1
+            }
         }
-        parts.append(String(rest))
+        parts.append(String(String.UnicodeScalarView(scalars[start...])))
         return parts
     }
 
@@ -311,5 +374,21 @@ extension String {
             }
         }
         return result
+    }
+}
+
+extension Unicode.Scalar {
+    /// Python's `str.isspace()`: Unicode's White_Space and the ASCII separators U+001C…U+001F.
+    var isPythonWhitespace: Bool { properties.isWhitespace || (0x1C...0x1F).contains(value) }
+
+    /// What Python's regular expression `\w` matches: letters, digits and other numbers, `_`.
+    var isPythonWordCharacter: Bool {
+        switch properties.generalCategory {
+        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter,
+             .decimalNumber, .letterNumber, .otherNumber:
+            true
+        default:
+            self == "_"
+        }
     }
 }

@@ -167,7 +167,7 @@ enum JinjaBuiltins {
 
     static func contains(_ container: JinjaValue, _ item: JinjaValue) throws -> Bool {
         switch (container, item) {
-        case (.string(let s), .string(let part)): return part.isEmpty || s.contains(part)
+        case (.string(let s), .string(let part)): return part.isEmpty || s.splitPython(separator: part).count > 1
         case (.array(let items), _): return items.contains { $0.equals(item) }
         case (.object(let object), .string(let key)): return object[key] != nil
         case (.object, _): return false

@@ -128,15 +128,9 @@ extension JinjaValue {
 }
 
 extension String {
+    /// Python's `str.replace(old, new)`, code point by code point (see `splitPython`).
     func replacingAll(_ target: String, with replacement: String) -> String {
-        guard !target.isEmpty, contains(target) else { return self }
-        var result = ""
-        var rest = self[...]
-        while let range = rest.firstRange(of: target) {
-            result += rest[..<range.lowerBound]
-            result += replacement
-            rest = rest[range.upperBound...]
-        }
-        return result + rest
+        guard !target.isEmpty else { return self }
+        return splitPython(separator: target).joined(separator: replacement)
     }
 }
