@@ -31,9 +31,9 @@ public struct KVCacheLayout: Equatable, Hashable, Sendable, Codable, CustomStrin
         self.dataType = dataType
     }
 
-    public init(config: ModelConfig, blockSize: Int = 16, numBlocks: Int) {
+    public init(config: ModelConfig, blockSize: Int = 16, numBlocks: Int, dataType: DataType = .float32) {
         self.init(layers: config.layerCount, kvHeads: config.kvHeadCount, headDim: config.headDim,
-                  blockSize: blockSize, numBlocks: numBlocks)
+                  blockSize: blockSize, numBlocks: numBlocks, dataType: dataType)
     }
 
     /// Floats of one head's keys (or values) in one block of one layer.
