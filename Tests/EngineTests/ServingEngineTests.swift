@@ -392,6 +392,27 @@ struct ServedOutcome: Sendable {
         expectIdle(engine)
     }
 
+    /// A half-precision cache takes half the bytes per block and keeps batch invariance:
+    /// batched, preempted or alone, a request gets the same tokens.
+    @Test func float16CacheGivesTheSameTokensBatchedAsAlone() async throws {
+        let engine = try makeEngine {
+            $0.maxNumSeqs = 8
+            $0.numBlocksOverride = 6
+            $0.kvCacheDataType = .float16
+            $0.enablePrefixCaching = false
+        }
+        defer { engine.shutdown() }
+        #expect(engine.cacheLayout.bytesPerBlock == 737_280 / 2)
+        let requests = requests(count: 12) { 12 + $0 % 5 }
+        let batched = try await serve(requests, on: engine)
+        #expect(engine.counters().preemptions > 0)
+        for (index, request) in requests.enumerated() {
+            let single = try await serve([request], on: engine)[0]
+            #expect(single.tokens == batched[index].tokens && single.finish == batched[index].finish, "request \(index)")
+        }
+        expectIdle(engine)
+    }
+
     @Test func invalidConfigurationsAreRejected() throws {
         func message(_ change: (inout ServingConfiguration) -> Void) -> String? {
             do {
