@@ -9,6 +9,7 @@ public enum EngineError: Error, Equatable, CustomStringConvertible, Sendable {
     case invalidCacheLayout(String)
     case invalidBatch(String)
     case kernelFailed(String)
+    case invalidServingConfiguration(String)
 
     public var description: String {
         switch self {
@@ -30,6 +31,8 @@ public enum EngineError: Error, Equatable, CustomStringConvertible, Sendable {
             return "invalid forward batch: \(reason)"
         case .kernelFailed(let reason):
             return "compute kernel failed: \(reason)"
+        case .invalidServingConfiguration(let reason):
+            return "invalid serving configuration: \(reason)"
         }
     }
 }
