@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Synchronization
+import SystemCalls
 
 /// One rank's log file, `<rank log dir>/worker.log`, rotated when it would grow past
 /// `maxBytes`: worker.log → worker.log.1 → … → worker.log.<backups> (the oldest is dropped).
@@ -22,8 +23,12 @@ public final class RankLog: Sendable {
         path = directory + "/worker.log"
         self.maxBytes = max(1, maxBytes)
         self.backups = max(0, backups)
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw SupervisorError.io("cannot open \(path): \(errnoText())") }
+        let fd: Int32
+        do {
+            fd = try systemCall("open") { open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644) }
+        } catch {
+            throw SupervisorError.io("cannot open \(path): \(error.reason)")
+        }
         var st = stat()
         let size = fstat(fd, &st) == 0 ? Int(st.st_size) : 0
         file = Mutex(FileState(fd: fd, size: size))
@@ -43,11 +48,9 @@ public final class RankLog: Sendable {
                 if state.size >= maxBytes { rotate(&state) }
                 let room = maxBytes - state.size
                 let chunk = UnsafeRawBufferPointer(rebasing: remaining.prefix(room))
-                let written = Glibc.write(state.fd, chunk.baseAddress, chunk.count)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return // Disk full or similar: drop output rather than stall the worker.
-                }
+                let fd = state.fd
+                // Disk full or similar: drop output rather than stall the worker.
+                guard let written = try? systemCall("write", { Glibc.write(fd, chunk.baseAddress, chunk.count) }) else { return }
                 state.size += written
                 remaining = UnsafeRawBufferPointer(rebasing: remaining.dropFirst(written))
             }
@@ -78,13 +81,11 @@ func makeDirectories(_ path: String) throws(SupervisorError) {
     var prefix = path.hasPrefix("/") ? "/" : ""
     for component in path.split(separator: "/") {
         prefix += component
-        if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
-            throw SupervisorError.io("cannot create directory \(prefix): \(errnoText())")
-        }
+        do {
+            _ = try systemCall("mkdir") { mkdir(prefix, 0o755) }
+        } catch where error.errno != EEXIST {
+            throw SupervisorError.io("cannot create directory \(prefix): \(error.reason)")
+        } catch {}
         prefix += "/"
     }
-}
-
-func errnoText(_ code: Int32 = errno) -> String {
-    String(cString: strerror(code))
 }

@@ -1,4 +1,5 @@
 import FleetPlanning
+import SystemCalls
 
 /// Where a rank is in its life.
 public enum RankPhase: String, Codable, Sendable {
@@ -57,8 +58,7 @@ struct RankRuntime {
     func status(now: ContinuousClock.Instant) -> RankStatus {
         var restartIn: Double?
         if phase == .backingOff, let at = restartAt {
-            let left = at - now
-            restartIn = max(0, Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18)
+            restartIn = max(0, (at - now).inSeconds)
         }
         return RankStatus(rank: plan.rank, pid: pid.map(Int.init), devices: plan.devices, cpus: plan.cpus,
                           numaNodes: plan.numaNodes, ports: plan.ports, state: phase, restarts: restarts,

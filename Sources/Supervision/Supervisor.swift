@@ -5,6 +5,7 @@ import FleetPlanning
 import Foundation
 import Logging
 import Synchronization
+import SystemCalls
 
 /// Runs a FleetPlan: spawns one worker per rank, probes their health, restarts only the
 /// rank that failed (same RankPlan: same ports and devices), reports to systemd, and stops
@@ -325,7 +326,7 @@ public actor Supervisor {
             case .unhealthy: parts.append("rank \(rank.plan.rank) unhealthy, restarting")
             case .backingOff:
                 let left = max(.zero, (rank.restartAt ?? now) - now)
-                parts.append("rank \(rank.plan.rank) backing off \(Int((Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18).rounded(.up)))s")
+                parts.append("rank \(rank.plan.rank) backing off \(Int(left.inSeconds.rounded(.up)))s")
             case .failed: parts.append("rank \(rank.plan.rank) failed: \(rank.detail ?? "")")
             }
         }

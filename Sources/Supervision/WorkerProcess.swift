@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CSpawn
 import FleetPlanning
+import SystemCalls
 
 /// Starting and signalling one worker process (one incarnation of a rank).
 enum WorkerProcess {
@@ -24,8 +25,10 @@ enum WorkerProcess {
     /// pid (also the process group id) and the read end of the worker's output pipe.
     static func spawn(binary: String, rank: RankPlan, environment: [String: String]) throws(SupervisorError) -> (pid: pid_t, output: Int32) {
         var pipeFds: [Int32] = [-1, -1]
-        guard tandem_pipe_cloexec(&pipeFds) == 0 else {
-            throw .spawn(rank: rank.rank, message: "cannot create the log pipe: \(errnoText())")
+        do {
+            _ = try systemCall("pipe2") { tandem_pipe_cloexec(&pipeFds) }
+        } catch {
+            throw .spawn(rank: rank.rank, message: "cannot create the log pipe: \(error.reason)")
         }
         let argv = [binary] + rank.arguments
         let envp = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
