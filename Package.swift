@@ -84,7 +84,10 @@ let package = Package(
         // Helpers shared by the test targets (running a child process to completion).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "FleetPlanningTests", dependencies: ["FleetPlanning", "TestSupport", "SystemCalls"]),
-        .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "FleetPlanning", "SystemCalls"]),
+        .testTarget(
+            name: "SupervisionTests",
+            dependencies: ["Supervision", "FleetPlanning", "SystemCalls", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "SystemCallsTests", dependencies: ["SystemCalls"]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Engine", "TestSupport"]),
         .testTarget(

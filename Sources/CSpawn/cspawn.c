@@ -13,7 +13,6 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #ifndef MPOL_BIND
@@ -164,7 +163,10 @@ static void perform_spawn(spawn_job *job) {
     do { got = read(error_pipe[0], message, sizeof message); } while (got < 0 && errno == EINTR);
     close(error_pipe[0]);
     if (got == (ssize_t)sizeof message) {
-        // The child exits with 127; the reaper (tandem_wait_any_child) collects it.
+        // The child failed before exec and exits with 127: collect it here, since nobody
+        // else knows its pid.
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
         if (message[0] == STEP_EXEC)
             snprintf(job->error, job->error_size, "cannot execute %s: %s", r->path, strerror(message[1]));
         else
@@ -181,10 +183,8 @@ static pthread_mutex_t spawner_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t callers_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t job_posted = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t job_done = PTHREAD_COND_INITIALIZER;
-static pthread_cond_t child_added = PTHREAD_COND_INITIALIZER;
 static spawn_job *pending_job;
 static int job_finished;
-static unsigned long spawn_generation;
 static int spawner_start_error;
 
 static void *spawner_main(void *unused) {
@@ -197,10 +197,8 @@ static void *spawner_main(void *unused) {
         pthread_mutex_unlock(&spawner_lock);
         perform_spawn(job);
         pthread_mutex_lock(&spawner_lock);
-        spawn_generation++;
         job_finished = 1;
         pthread_cond_broadcast(&job_done);
-        pthread_cond_broadcast(&child_added);
     }
     return NULL;
 }
@@ -235,25 +233,6 @@ int tandem_spawn(const tandem_spawn_request *request, pid_t *pid_out, char *erro
 
     if (job.result == 0) *pid_out = job.pid;
     return job.result;
-}
-
-pid_t tandem_wait_any_child(int *status_out) {
-    for (;;) {
-        pid_t pid = waitpid(-1, status_out, 0);
-        if (pid > 0) return pid;
-        if (errno == EINTR) continue;
-        // No children yet: sleep until a spawn happens (or a second passes, in case a
-        // child was created some other way).
-        pthread_mutex_lock(&spawner_lock);
-        unsigned long seen = spawn_generation;
-        struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += 1;
-        while (spawn_generation == seen) {
-            if (pthread_cond_timedwait(&child_added, &spawner_lock, &deadline) == ETIMEDOUT) break;
-        }
-        pthread_mutex_unlock(&spawner_lock);
-    }
 }
 
 int tandem_exited(int status) { return WIFEXITED(status); }

@@ -4,13 +4,15 @@ import Glibc
 import FleetPlanning
 import Foundation
 import Logging
-import Synchronization
 import SystemCalls
 
 /// Runs a FleetPlan: spawns one worker per rank, probes their health, restarts only the
 /// rank that failed (same RankPlan: same ports and devices), reports to systemd, and stops
 /// the fleet on request. All rank state lives in this actor; blocking work (fork, waitpid,
 /// log copying, HTTP probes) happens on threads of its own and reports back here.
+///
+/// Naming: `index` is a rank's position in `ranks` (and in the plan's array); `rank` or
+/// `rankID` is its id as the plan, the logs and `/ranks` name it.
 public actor Supervisor {
     public let plan: FleetPlan
     private var ranks: [RankRuntime]
@@ -36,7 +38,7 @@ public actor Supervisor {
     public init(plan: FleetPlan, logger: Logger) throws(SupervisorError) {
         self.plan = plan
         self.logger = logger
-        metrics = SupervisorMetrics(rankCount: plan.ranks.count)
+        metrics = SupervisorMetrics(rankIDs: plan.ranks.map(\.rank))
         prober = HealthProber(host: plan.host)
         let now = ContinuousClock.now
         var runtimes: [RankRuntime] = []
@@ -59,7 +61,6 @@ public actor Supervisor {
     /// Spawns every rank. If one cannot be spawned, the ones already started are stopped
     /// and the error is thrown: a fleet is never left half-started.
     public func start() async throws(SupervisorError) {
-        Self.installReaper(for: self)
         for index in ranks.indices {
             do {
                 try launch(index)
@@ -132,7 +133,7 @@ public actor Supervisor {
     }
 
     private func startProbes(now: ContinuousClock.Instant) {
-        var targets: [(rank: Int, port: Int)] = []
+        var targets: [(index: Int, port: Int)] = []
         var incarnations: [Int: Int] = [:]
         for index in ranks.indices {
             let rank = ranks[index]
@@ -153,7 +154,7 @@ public actor Supervisor {
     private func apply(_ results: [ProbeResult], incarnations: [Int: Int]) {
         let now = clock.now
         for result in results {
-            let index = result.rank
+            let index = result.index
             guard ranks[index].incarnation == incarnations[index] else { continue }
             ranks[index].probeInFlight = false
             guard ranks[index].phase == .starting || ranks[index].phase == .ready else { continue }
@@ -166,7 +167,7 @@ public actor Supervisor {
                     ranks[index].detail = nil
                     let took = seconds(now - ranks[index].startedAt)
                     ranks[index].log.note("ready after \(took)")
-                    logger.info("rank \(index) ready (pid \(ranks[index].pid ?? 0), \(took) after start)")
+                    logger.info("rank \(ranks[index].plan.rank) ready (pid \(ranks[index].pid ?? 0), \(took) after start)")
                 }
                 ranks[index].nextProbeAt = now + plan.health.interval
                 continue
@@ -192,7 +193,7 @@ public actor Supervisor {
         ranks[index].readySince = nil
         ranks[index].killReason = reason
         ranks[index].log.note("killing pid \(pid): \(reason)")
-        logger.warning("rank \(index): killing pid \(pid): \(reason)")
+        logger.warning("rank \(ranks[index].plan.rank): killing pid \(pid): \(reason)")
         WorkerProcess.signalGroup(pid, SIGKILL)
     }
 
@@ -203,6 +204,10 @@ public actor Supervisor {
         let (pid, output) = try WorkerProcess.spawn(binary: self.plan.workerBinary, rank: plan,
                                                     environment: workerEnvironment[plan.rank] ?? [:])
         LogPump.start(readingFrom: output, into: ranks[index].log)
+        ChildReaper.watch(pid) { [weak self] exit in
+            guard let self else { return }
+            Task { await self.childExited(pid: pid, exit: exit) }
+        }
         let now = clock.now
         ranks[index].pid = pid
         ranks[index].incarnation += 1
@@ -215,40 +220,26 @@ public actor Supervisor {
         ranks[index].nextProbeAt = now
         ranks[index].killReason = nil
         ranks[index].log.note("started pid \(pid): \(self.plan.workerBinary) \(plan.arguments.joined(separator: " "))")
-        logger.info("rank \(index) started, pid \(pid), api port \(plan.ports.api)")
+        logger.info("rank \(plan.rank) started, pid \(pid), api port \(plan.ports.api)")
     }
 
     private func relaunch(_ index: Int) {
         ranks[index].restarts += 1
-        metrics.countRestart(rank: index)
+        metrics.countRestart(index: index)
         do {
             try launch(index)
         } catch {
             ranks[index].log.note(error.description)
             logger.error("\(error.description)")
-            died(index, exitStatus: nil, description: error.description)
+            died(index, exitStatus: nil)
         }
     }
 
-    private static let reaperInstalled = Mutex(false)
-
-    private static func installReaper(for supervisor: Supervisor) {
-        let first = reaperInstalled.withLock { installed in
-            defer { installed = true }
-            return !installed
-        }
-        guard first else { return }
-        ChildReaper.start { [weak supervisor] pid, status in
-            guard let supervisor else { return }
-            Task { await supervisor.childExited(pid: pid, status: status) }
-        }
-    }
-
-    private func childExited(pid: Int32, status: Int32) {
+    private func childExited(pid: Int32, exit: WorkerExit) {
         guard let index = ranks.firstIndex(where: { $0.pid == pid }) else { return }
         ranks[index].pid = nil
         ranks[index].probeInFlight = false
-        var description = WorkerProcess.describe(status: status)
+        var description = exit.description
         if let reason = ranks[index].killReason { description += " (killed by the supervisor: \(reason))" }
         ranks[index].lastExit = description
         ranks[index].log.note("pid \(pid) ended: \(description)")
@@ -256,13 +247,12 @@ public actor Supervisor {
             ranks[index].phase = .stopped
             return
         }
-        logger.warning("rank \(index): pid \(pid) ended: \(description)")
-        let exitStatus: Int? = description.hasPrefix("exit status") ? Int(WorkerProcess.exitStatus(status)) : nil
-        died(index, exitStatus: exitStatus, description: description)
+        logger.warning("rank \(ranks[index].plan.rank): pid \(pid) ended: \(description)")
+        died(index, exitStatus: exit.exitStatus)
         publishStatus()
     }
 
-    private func died(_ index: Int, exitStatus: Int?, description: String) {
+    private func died(_ index: Int, exitStatus: Int?) {
         let now = clock.now
         ranks[index].readySince = nil
         switch ranks[index].policy.recordDeath(at: now, exitStatus: exitStatus) {
@@ -274,7 +264,7 @@ public actor Supervisor {
             ranks[index].phase = .failed
             ranks[index].detail = reason
             ranks[index].log.note("rank marked failed: \(reason)")
-            logger.error("rank \(index) marked failed: \(reason); the other ranks keep serving")
+            logger.error("rank \(ranks[index].plan.rank) marked failed: \(reason); the other ranks keep serving")
         }
         updateMetrics()
     }
