@@ -44,10 +44,9 @@ struct RankRuntime {
     var pid: Int32?
     /// Bumped on every spawn, so late probe results of an old incarnation are ignored.
     var incarnation = 0
-    var startedAt: ContinuousClock.Instant
-    var readySince: ContinuousClock.Instant?
+    /// This incarnation's probes: startup grace, failure threshold, stable period.
+    var health: HealthTracker
     var restartAt: ContinuousClock.Instant?
-    var failedProbes = 0
     var probeInFlight = false
     var nextProbeAt: ContinuousClock.Instant
     var killReason: String?

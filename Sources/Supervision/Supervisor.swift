@@ -45,7 +45,7 @@ public actor Supervisor {
         for rank in plan.ranks {
             let log = try RankLog(directory: rank.logDirectory, maxBytes: plan.logMaxBytes, backups: plan.logBackups)
             runtimes.append(RankRuntime(plan: rank, log: log, policy: RestartPolicy(settings: plan.restart),
-                                        startedAt: now, nextProbeAt: now))
+                                        health: HealthTracker(settings: plan.health, startedAt: now), nextProbeAt: now))
         }
         ranks = runtimes
         let inherited = ProcessInfo.processInfo.environment
@@ -109,7 +109,7 @@ public actor Supervisor {
         }
         startProbes(now: now)
         for index in ranks.indices where ranks[index].phase == .ready && ranks[index].policy.consecutiveDeaths > 0 {
-            if let since = ranks[index].readySince, now - since >= plan.restart.stablePeriod {
+            if ranks[index].health.isStable(at: now, stablePeriod: plan.restart.stablePeriod) {
                 ranks[index].policy.resetBackoff()
                 ranks[index].log.note("stable for \(seconds(plan.restart.stablePeriod)): backoff reset")
             }
@@ -159,29 +159,22 @@ public actor Supervisor {
             ranks[index].probeInFlight = false
             guard ranks[index].phase == .starting || ranks[index].phase == .ready else { continue }
             metrics.recordProbe(result.latency)
-            if result.healthy {
-                ranks[index].failedProbes = 0
-                if ranks[index].phase == .starting {
-                    ranks[index].phase = .ready
-                    ranks[index].readySince = now
-                    ranks[index].detail = nil
-                    let took = seconds(now - ranks[index].startedAt)
-                    ranks[index].log.note("ready after \(took)")
-                    logger.info("rank \(ranks[index].plan.rank) ready (pid \(ranks[index].pid ?? 0), \(took) after start)")
-                }
+            if !result.healthy { ranks[index].detail = "health check failed: \(result.problem)" }
+            switch ranks[index].health.record(healthy: result.healthy, at: now) {
+            case .becameReady:
+                ranks[index].phase = .ready
+                ranks[index].detail = nil
+                let took = seconds(now - ranks[index].health.startedAt)
+                ranks[index].log.note("ready after \(took)")
+                logger.info("rank \(ranks[index].plan.rank) ready (pid \(ranks[index].pid ?? 0), \(took) after start)")
                 ranks[index].nextProbeAt = now + plan.health.interval
-                continue
-            }
-            ranks[index].detail = "health check failed: \(result.problem)"
-            let inGrace = ranks[index].phase == .starting && now - ranks[index].startedAt < plan.health.startupGrace
-            if inGrace {
+            case .healthy, .failed:
+                ranks[index].nextProbeAt = now + plan.health.interval
+            case .failedInGrace:
                 ranks[index].nextProbeAt = now + startupProbeInterval
-                continue
-            }
-            ranks[index].failedProbes += 1
-            ranks[index].nextProbeAt = now + plan.health.interval
-            if ranks[index].failedProbes >= plan.health.failureThreshold {
-                killUnhealthy(index, reason: "\(ranks[index].failedProbes) failed health checks, last: \(result.problem)")
+            case .unhealthy(let failures):
+                ranks[index].nextProbeAt = now + plan.health.interval
+                killUnhealthy(index, reason: "\(failures) failed health checks, last: \(result.problem)")
             }
         }
         updateMetrics()
@@ -190,7 +183,6 @@ public actor Supervisor {
     private func killUnhealthy(_ index: Int, reason: String) {
         guard let pid = ranks[index].pid else { return }
         ranks[index].phase = .unhealthy
-        ranks[index].readySince = nil
         ranks[index].killReason = reason
         ranks[index].log.note("killing pid \(pid): \(reason)")
         logger.warning("rank \(ranks[index].plan.rank): killing pid \(pid): \(reason)")
@@ -212,10 +204,8 @@ public actor Supervisor {
         ranks[index].pid = pid
         ranks[index].incarnation += 1
         ranks[index].phase = .starting
-        ranks[index].startedAt = now
-        ranks[index].readySince = nil
+        ranks[index].health = HealthTracker(settings: self.plan.health, startedAt: now)
         ranks[index].restartAt = nil
-        ranks[index].failedProbes = 0
         ranks[index].probeInFlight = false
         ranks[index].nextProbeAt = now
         ranks[index].killReason = nil
@@ -254,7 +244,6 @@ public actor Supervisor {
 
     private func died(_ index: Int, exitStatus: Int?) {
         let now = clock.now
-        ranks[index].readySince = nil
         switch ranks[index].policy.recordDeath(at: now, exitStatus: exitStatus) {
         case .restart(let delay):
             ranks[index].phase = .backingOff
