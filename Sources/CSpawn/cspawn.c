@@ -20,11 +20,12 @@
 #endif
 
 // Where a child failed before exec; sent to the parent over the CLOEXEC error pipe.
-enum spawn_step { STEP_SIGNALS = 1, STEP_SETPGID, STEP_PDEATHSIG, STEP_PARENT_GONE, STEP_STDIN,
+enum spawn_step { STEP_MOVE_FDS = 1, STEP_SIGNALS, STEP_SETPGID, STEP_PDEATHSIG, STEP_PARENT_GONE, STEP_STDIN,
                   STEP_OUTPUT, STEP_AFFINITY, STEP_MEMPOLICY, STEP_EXEC };
 
 static const char *step_name(int step) {
     switch (step) {
+    case STEP_MOVE_FDS: return "moving the pipes above stderr";
     case STEP_SIGNALS: return "resetting signals";
     case STEP_SETPGID: return "setpgid";
     case STEP_PDEATHSIG: return "prctl(PR_SET_PDEATHSIG)";
@@ -63,7 +64,9 @@ static void child_fail(int error_fd, int step) {
     _exit(127);
 }
 
+// Closes every fd from 3 up except `keep`; 0..2 are never touched.
 static void close_other_fds(int keep, int max_fd) {
+    if (keep < 3) keep = 2; // Nothing to keep above stderr: close all of 3 and up.
     if (keep > 3 && syscall(SYS_close_range, 3, keep - 1, 0) != 0) {
         for (int fd = 3; fd < keep; fd++) close(fd);
     }
@@ -76,9 +79,18 @@ static void run_child(spawn_job *job, pid_t parent, int error_fd) {
     const tandem_spawn_request *r = job->request;
     int output_fd = r->output_fd;
     // A supervisor started with stdin/stdout/stderr closed can get pipes numbered 0..2;
-    // move them out of the way before 0..2 are redirected.
-    if (error_fd <= 2) error_fd = fcntl(error_fd, F_DUPFD_CLOEXEC, 3);
-    if (output_fd <= 2) output_fd = fcntl(output_fd, F_DUPFD, 3);
+    // move them out of the way before 0..2 are redirected. A failed move ends the child
+    // here, reported on the error pipe while it is still open.
+    if (error_fd <= 2) {
+        int moved = fcntl(error_fd, F_DUPFD_CLOEXEC, 3);
+        if (moved < 0) child_fail(error_fd, STEP_MOVE_FDS);
+        error_fd = moved;
+    }
+    if (output_fd <= 2) {
+        int moved = fcntl(output_fd, F_DUPFD, 3);
+        if (moved < 0) child_fail(error_fd, STEP_MOVE_FDS);
+        output_fd = moved;
+    }
 
     // The supervisor may block or ignore signals (e.g. SIGPIPE, SIGTERM for its own
     // handling); exec keeps ignored dispositions and the mask, so reset both.

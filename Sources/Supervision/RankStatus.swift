@@ -33,6 +33,10 @@ public struct RankStatus: Codable, Sendable, Equatable {
     public var detail: String?
     /// Seconds until the restart, while backing off.
     public var restartInSeconds: Double?
+    /// Why the rank's output is being dropped instead of written to its log file, while it is
+    /// (the file could not be reopened after a rotation, or a write failed); retried on every
+    /// write.
+    public var logProblem: String?
 }
 
 /// Everything the supervisor tracks about one rank (owned by the Supervisor actor).
@@ -53,6 +57,8 @@ struct RankRuntime {
     var restarts = 0
     var lastExit: String?
     var detail: String?
+    /// The log problem last reported to the supervisor's own log (to report changes once).
+    var reportedLogProblem: String?
 
     func status(now: ContinuousClock.Instant) -> RankStatus {
         var restartIn: Double?
@@ -61,6 +67,6 @@ struct RankRuntime {
         }
         return RankStatus(rank: plan.rank, pid: pid.map(Int.init), devices: plan.devices, cpus: plan.cpus,
                           numaNodes: plan.numaNodes, ports: plan.ports, state: phase, restarts: restarts,
-                          lastExit: lastExit, detail: detail, restartInSeconds: restartIn)
+                          lastExit: lastExit, detail: detail, restartInSeconds: restartIn, logProblem: log.problem)
     }
 }

@@ -114,6 +114,7 @@ public actor Supervisor {
                 ranks[index].log.note("stable for \(seconds(plan.restart.stablePeriod)): backoff reset")
             }
         }
+        reportLogProblems()
         if !announcedReady && ranks.allSatisfy({ $0.phase == .ready }) {
             announcedReady = true
             notifier.ready()
@@ -310,6 +311,22 @@ public actor Supervisor {
             }
         }
         return parts.joined(separator: "; ")
+    }
+
+    /// Logs each change of a rank's log problem once: when output starts being dropped, and
+    /// when its log file is written again.
+    private func reportLogProblems() {
+        for index in ranks.indices {
+            let problem = ranks[index].log.problem
+            guard problem != ranks[index].reportedLogProblem else { continue }
+            let rank = ranks[index].plan.rank
+            if let problem {
+                logger.error("rank \(rank): \(problem); its output is dropped, and every write tries again")
+            } else {
+                logger.info("rank \(rank): writing \(ranks[index].log.path) again")
+            }
+            ranks[index].reportedLogProblem = problem
+        }
     }
 
     private func publishStatus() {

@@ -128,4 +128,31 @@ extension FleetTests {
         #expect(await a.statuses().allSatisfy { $0.state == .stopped && $0.pid == nil })
         #expect(fleetProcesses(tag: tag).isEmpty)
     }
+
+    @Test func aLogFileThatCannotBeReopenedIsReportedOnRanksAndInTheSupervisorsLog() throws {
+        let fleet = try Self.fleet(ranks: 1, ["--log-max-bytes", "65536", "--log-backups", "1"],
+                                   workerArgs: ["--flood-log"])
+        defer { fleet.terminate() }
+        #expect(fleet.waitAllReady(count: 1), "\(fleet.output)")
+        #expect(fleet.rank(0)?["logProblem"] == nil)
+
+        // The rank's log folder becomes a file: the next rotation cannot reopen worker.log.
+        let directory = fleet.logDirectory + "/log_0"
+        try FileManager.default.moveItem(atPath: directory, toPath: directory + ".away")
+        #expect(FileManager.default.createFile(atPath: directory, contents: Data()))
+        let problem = "cannot reopen \(directory)/worker.log after rotation: Not a directory"
+        #expect(eventually(timeout: 30) { fleet.rank(0)?["logProblem"] as? String == problem }, "\(fleet.ranks())")
+        #expect(eventually(timeout: 30) {
+            fleet.output.contains("rank 0: \(problem); its output is dropped, and every write tries again")
+        }, "\(fleet.output)")
+
+        // The folder is back: writing resumes, and the problem is cleared.
+        try FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.moveItem(atPath: directory + ".away", toPath: directory)
+        #expect(eventually(timeout: 30) { fleet.rank(0) != nil && fleet.rank(0)?["logProblem"] == nil }, "\(fleet.ranks())")
+        #expect(eventually(timeout: 30) { fleet.output.contains("rank 0: writing \(directory)/worker.log again") }, "\(fleet.output)")
+        #expect(eventually(timeout: 30) { FileManager.default.fileExists(atPath: directory + "/worker.log.1") })
+        #expect(fleet.state(0) == "ready")
+        #expect(fleet.rank(0)?["restarts"] as? Int == 0)
+    }
 }
