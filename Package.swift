@@ -4,6 +4,7 @@
 //   executables: multi-api-server  tandem  (api-server, router: later)
 //   supervisor:  Supervision -> FleetPlanning -> CSpawn, CSystemd, CCurl, CNuma
 //   inference:   Toolbox -> Engine -> Tokenization, GGUF, CKernels
+//   beneath both: SystemCalls (Supervision, GGUF, tandem-test-worker)
 import PackageDescription
 
 let package = Package(
@@ -24,6 +25,10 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
     ],
     targets: [
+        // System calls made the same way everywhere: EINTR retried, errno turned into an error
+        // named after the call; and the one Duration → seconds conversion.
+        .target(name: "SystemCalls"),
+
         // System libraries (Debian: libsystemd-dev, libcurl4-openssl-dev, libnuma-dev).
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
@@ -44,7 +49,7 @@ let package = Package(
         .target(
             name: "Supervision",
             dependencies: [
-                "FleetPlanning", "CSpawn", "CSystemd", "CCurl", "CNuma",
+                "FleetPlanning", "CSpawn", "CSystemd", "CCurl", "CNuma", "SystemCalls",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -58,7 +63,7 @@ let package = Package(
         // CKernels: C with runtime CPU dispatch (AVX-512 VNNI / AVX2 / portable): dequantization,
         // quantized dot products and matrix products, attention, the compute thread pool.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
-        .target(name: "GGUF", dependencies: ["CKernels"]),
+        .target(name: "GGUF", dependencies: ["CKernels", "SystemCalls"]),
         .target(name: "Tokenization", dependencies: ["GGUF"]),
         .target(name: "Engine", dependencies: ["GGUF", "Tokenization", "CKernels"]),
         .target(
@@ -74,13 +79,17 @@ let package = Package(
         .executableTarget(name: "tandem", dependencies: ["Toolbox"]),
         // A stand-in worker for the supervisor's integration tests until api-server exists:
         // serves /health and can be told to crash, hang, exit 78 or flood its log.
-        .executableTarget(name: "tandem-test-worker"),
+        .executableTarget(name: "tandem-test-worker", dependencies: ["SystemCalls"]),
 
         // Helpers shared by the test targets: built products, child processes, ports and HTTP,
         // waiting for a condition, comparisons with references.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "FleetPlanningTests", dependencies: ["FleetPlanning", "TestSupport"]),
-        .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "FleetPlanning", "TestSupport"]),
+        .testTarget(name: "FleetPlanningTests", dependencies: ["FleetPlanning", "TestSupport", "SystemCalls"]),
+        .testTarget(
+            name: "SupervisionTests",
+            dependencies: ["Supervision", "FleetPlanning", "SystemCalls", "TestSupport", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(name: "SystemCallsTests", dependencies: ["SystemCalls"]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Engine", "TestSupport"]),
         .testTarget(
             name: "TokenizationTests", dependencies: ["Tokenization", "GGUF", "Engine", "TestSupport"],

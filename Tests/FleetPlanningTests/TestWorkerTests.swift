@@ -1,6 +1,7 @@
 import FleetPlanning
 import Foundation
 import Glibc
+import SystemCalls
 import Testing
 import TestSupport
 
@@ -152,9 +153,7 @@ final class Child {
 
     private func reap(options: Int32) -> End? {
         var status: Int32 = 0
-        var result: pid_t
-        repeat { result = waitpid(pid, &status, options) } while result < 0 && errno == EINTR
-        guard result == pid else { return nil }
+        guard let result = try? systemCall("waitpid", { waitpid(pid, &status, options) }), result == pid else { return nil }
         let reaped: End = status & 0x7f == 0 ? .exited((status >> 8) & 0xff) : .signaled(status & 0x7f)
         end = reaped
         return reaped
