@@ -166,7 +166,7 @@ public struct APIServer: AsyncParsableCommand {
     public static func runAsMain() async {
         let command: APIServer
         do {
-            command = try parseAsRoot() as! APIServer
+            command = try parse()
         } catch {
             if exitCode(for: error) == .success { exit(withError: error) }
             FileHandle.standardError.write(Data("api-server: \(fullMessage(for: error))\n".utf8))

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Serving
+import Serving
 
 @Suite struct RequestDecodingTests {
     func decodeError<T: Decodable>(_ type: T.Type, _ json: String) -> OpenAIError? {

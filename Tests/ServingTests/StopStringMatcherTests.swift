@@ -1,5 +1,5 @@
 import Testing
-@testable import Serving
+import Serving
 
 @Suite struct StopStringMatcherTests {
     /// Feeds `pieces` and returns everything emitted, and the stop string that matched.

@@ -154,8 +154,8 @@ public struct ChatCompletionRequest: Sendable, Equatable, Decodable {
 }
 
 /// Decodes a request body, turning every failure into a 400 that names the parameter.
-enum RequestDecoding {
-    static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws(OpenAIError) -> T {
+public enum RequestDecoding {
+    public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws(OpenAIError) -> T {
         let object: Any
         do {
             object = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])

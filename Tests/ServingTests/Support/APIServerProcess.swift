@@ -104,11 +104,7 @@ final class APIServerProcess {
 /// Runs `body` for each index on its own thread (truly concurrent clients; blocking sockets
 /// must not sit on Swift's cooperative pool) and returns the results in order.
 func concurrently<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) throws -> T) throws -> [T] {
-    final class Slots: Sendable {
-        let results: Mutex<[Result<T, any Error>?]>
-        init(_ count: Int) { results = Mutex(Array(repeating: nil, count: count)) }
-    }
-    let slots = Slots(count)
+    let slots = ResultSlots<T>(count)
     let group = DispatchGroup()
     for index in 0..<count {
         group.enter()
@@ -120,4 +116,9 @@ func concurrently<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) t
     }
     group.wait()
     return try slots.results.withLock { $0 }.map { try $0!.get() }
+}
+
+final class ResultSlots<T: Sendable>: Sendable {
+    let results: Mutex<[Result<T, any Error>?]>
+    init(_ count: Int) { results = Mutex(Array(repeating: nil, count: count)) }
 }
