@@ -251,10 +251,17 @@ import TestSupport
         #expect(try server.metric("tandem:prefix_cache_queries_total") > 0)
     }
 
-    @Test func routerEndpointsAnswerInTheirShapes() throws {
-        let server = try APIServerProcess(["--engine-worker-queue-port", String(unusedLoopbackPort())])
+    @Test func routerEndpointsMetricsPortAndControlPlane() throws {
+        let metricsPort = unusedLoopbackPort(), controlPort = unusedLoopbackPort()
+        let server = try APIServerProcess(["--engine-worker-queue-port", String(controlPort), "--metrics-port", String(metricsPort)])
         defer { server.stop() }
         let client = server.client
+        #expect(try HTTPTestClient(port: metricsPort).get("/metrics").text.contains("tandem:num_requests_running"))
+        let control = HTTPTestClient(port: controlPort)
+        #expect(try control.get("/load").json()?["kvBlocksUsed"] as? Int == 0)
+        let unknown = try control.post("/abort", json: ["request_id": "cmpl-nothing"])
+        #expect(unknown.status == 404)
+        #expect(Self.error(unknown).message == "No running request has the id 'cmpl-nothing'.")
         #expect(try client.get("/health_generate").status == 200)
         #expect(try client.get("/get_model_info").json()?["is_generation"] as? Bool == true)
         #expect(try client.get("/get_server_info").json()?["status"] as? String == "serving")
@@ -269,6 +276,12 @@ import TestSupport
             #expect(metrics.contains(name), "\(name) missing from /metrics")
         }
         try server.waitUntilIdle()
+        // Drain through the control plane: /health turns 503 and new requests are refused.
+        #expect(try control.post("/drain", body: Data()).status == 200)
+        #expect(try client.get("/health").status == 503)
+        let refused = try client.post("/v1/completions", json: ["prompt": "hi", "max_tokens": 2])
+        #expect(refused.status == 503)
+        #expect(Self.error(refused).message == "The server is not serving: the server is draining.")
     }
 
     @Test func sigtermDrainsRunningRequestsThenExitsZero() throws {
