@@ -422,6 +422,10 @@ struct ServedOutcome: Sendable {
             } catch { return "\(error)" }
         }
         #expect(message { $0.maxNumSeqs = 0 } == "invalid serving configuration: max-num-seqs must be at least 1 (got 0)")
+        #expect(message {
+            $0.maxNumSeqs = 8
+            $0.maxNumBatchedTokens = 4
+        } == "invalid serving configuration: max-num-batched-tokens (4) must be at least max-num-seqs (8)")
         #expect(message { $0.maxModelLength = 1_000_000 }
             == "invalid serving configuration: max-model-len must be in 1...8192, the model's context length (got 1000000)")
         #expect(message {

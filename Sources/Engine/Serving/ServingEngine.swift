@@ -70,6 +70,9 @@ public final class ServingEngine: InferenceService, PromptBuilding, @unchecked S
         }
         try check(c.maxNumSeqs >= 1, "max-num-seqs must be at least 1 (got \(c.maxNumSeqs))")
         try check(c.maxNumBatchedTokens >= 1, "max-num-batched-tokens must be at least 1 (got \(c.maxNumBatchedTokens))")
+        // Otherwise some running sequences could not decode in a step and would starve.
+        try check(c.maxNumBatchedTokens >= c.maxNumSeqs,
+                  "max-num-batched-tokens (\(c.maxNumBatchedTokens)) must be at least max-num-seqs (\(c.maxNumSeqs))")
         try check(c.maxWaitingRequests >= 0, "the waiting-queue limit must be >= 0 (got \(c.maxWaitingRequests))")
         try check(c.threads >= 1, "threads must be at least 1 (got \(c.threads))")
         try check((1...KVCache.maxBlockSize).contains(c.blockSize),
