@@ -1,8 +1,9 @@
 // swift-tools-version:6.0
 // Tandem: LLM serving with prefill–decode disaggregation and data parallelism.
 // Layering (arrows point down only; see DESIGN.md):
-//   executables: multi-api-server  tandem  (api-server, router: later)
+//   executables: multi-api-server  tandem  api-server  (router: later)
 //   supervisor:  Supervision -> FleetPlanning -> CSpawn, CSystemd, CCurl, CNuma
+//   serving:     Serving (OpenAI HTTP API) -> Engine
 //   inference:   Toolbox -> Engine -> Tokenization, GGUF, CKernels
 //   beneath both: SystemCalls (Supervision, GGUF, tandem-test-worker)
 import PackageDescription
@@ -13,6 +14,7 @@ let package = Package(
     products: [
         .executable(name: "multi-api-server", targets: ["multi-api-server"]),
         .executable(name: "tandem", targets: ["tandem"]),
+        .executable(name: "api-server", targets: ["api-server"]),
         .library(name: "Engine", targets: ["Engine"]),
         .library(name: "Supervision", targets: ["Supervision"]),
     ],
@@ -74,7 +76,22 @@ let package = Package(
             ]
         ),
 
+        // The OpenAI-compatible HTTP API over the serving engine: request and response types,
+        // validation, streaming, stop strings, metrics, the control plane and api-server's flags.
+        .target(
+            name: "Serving",
+            dependencies: [
+                "Engine", "Tokenization", "GGUF",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+
         // Executables: thin main.swift files over the libraries.
+        .executableTarget(name: "api-server", dependencies: ["Serving"]),
         .executableTarget(name: "multi-api-server", dependencies: ["Supervision"]),
         .executableTarget(name: "tandem", dependencies: ["Toolbox"]),
         // A stand-in worker for the supervisor's integration tests until api-server exists:
@@ -95,6 +112,7 @@ let package = Package(
             name: "TokenizationTests", dependencies: ["Tokenization", "GGUF", "Engine", "TestSupport"],
             exclude: ["Python", "Templates"]
         ),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Engine", "TestSupport"], exclude: ["Python"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "GGUF", "Tokenization", "CKernels", "TestSupport"]),
     ]
 )
