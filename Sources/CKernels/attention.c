@@ -9,8 +9,6 @@
 #include <string.h>
 
 #define TK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#define TK_MAX_BLOCK 256
-#define TK_MAX_HEAD_DIM 512
 // Below this many (query head, key) pairs a step's attention runs on the calling thread.
 #define TK_ATTENTION_SERIAL_WORK 16384
 
@@ -25,8 +23,8 @@ static void attend_one(const tk_attention_args *a, int seq, int row, int head) {
     const long block_stride = 2L * a->n_kv_heads * bs * hd;
     const long v_offset = (long)a->n_kv_heads * bs * hd;
 
-    float acc[TK_MAX_HEAD_DIM];
-    float scores[TK_MAX_BLOCK];
+    float acc[TK_ATTENTION_MAX_HEAD_DIM];
+    float scores[TK_ATTENTION_MAX_BLOCK_SIZE];
     for (int d = 0; d < hd; d++) acc[d] = 0;
     float running_max = -INFINITY, running_sum = 0;
 
@@ -103,7 +101,7 @@ static void attention_worker(void *ctx, int ith, int nth) {
 }
 
 void tk_attention(tk_pool *pool, const tk_attention_args *args) {
-    if (args->block_size > TK_MAX_BLOCK || args->head_dim > TK_MAX_HEAD_DIM) abort();
+    if (args->block_size > TK_ATTENTION_MAX_BLOCK_SIZE || args->head_dim > TK_ATTENTION_MAX_HEAD_DIM) abort();
     attention_job job = {args, args->row_start[args->n_seqs]};
     if (job.n_rows == 0) return;
     // Small steps (a few sequences decoding) are cheaper on the caller than a pool wake-up.
