@@ -59,7 +59,9 @@ let package = Package(
         // quantized dot products and matrix products, attention, the compute thread pool.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "GGUF", dependencies: ["CKernels"]),
-        .target(name: "Tokenization", dependencies: ["GGUF"]),
+        // A Jinja interpreter (the subset chat templates use); Tokenization's ChatTemplate is on top.
+        .target(name: "Jinja"),
+        .target(name: "Tokenization", dependencies: ["GGUF", "Jinja"]),
         .target(name: "Engine", dependencies: ["GGUF", "Tokenization", "CKernels"]),
         .target(
             name: "Toolbox",
