@@ -63,10 +63,13 @@ let package = Package(
         .target(name: "Jinja"),
         .target(name: "Tokenization", dependencies: ["GGUF", "Jinja"]),
         .target(name: "Engine", dependencies: ["GGUF", "Tokenization", "CKernels"]),
+        // The default model's place in the cache and its download (pip): the toolbox layer's,
+        // so the inference core does no downloading.
+        .target(name: "ModelStore"),
         .target(
             name: "Toolbox",
             dependencies: [
-                "Engine",
+                "Engine", "ModelStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -80,13 +83,18 @@ let package = Package(
 
         // Helpers shared by the test targets (running a child process to completion).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // Writing GGUF files for tests: the writer, reference quantizers and random valid blocks.
+        .target(name: "GGUFTestSupport", dependencies: ["GGUF", "CKernels"], path: "Tests/GGUFTestSupport"),
         .testTarget(name: "FleetPlanningTests", dependencies: ["FleetPlanning", "TestSupport"]),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "FleetPlanning"]),
-        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Engine", "TestSupport"]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "GGUFTestSupport", "Engine", "ModelStore", "TestSupport"]),
         .testTarget(
-            name: "TokenizationTests", dependencies: ["Tokenization", "GGUF", "Engine", "TestSupport"],
+            name: "TokenizationTests", dependencies: ["Tokenization", "GGUF", "GGUFTestSupport", "ModelStore", "TestSupport"],
             exclude: ["Python", "Templates"]
         ),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "GGUF", "Tokenization", "CKernels", "TestSupport"]),
+        .testTarget(
+            name: "EngineTests",
+            dependencies: ["Engine", "GGUF", "GGUFTestSupport", "Tokenization", "CKernels", "ModelStore", "TestSupport"]
+        ),
     ]
 )

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Testing
+import ModelStore
 
 /// A batch of sequences gives the same logits as running each sequence alone, bit for bit,
 /// whatever the mix of prefill chunks and decode steps (real SmolLM2 weights, quantized kernels

@@ -1,6 +1,6 @@
-import Engine
 import Foundation
 import GGUF
+import ModelStore
 import Tokenization
 import TestSupport
 
@@ -28,8 +28,8 @@ enum PythonReference {
 }
 
 enum DefaultModel {
-    /// The default model's path (the cache rule lives in Engine's DefaultModel).
-    static var path: String { Engine.DefaultModel.path() }
+    /// The default model's path (the cache rule lives in ModelStore's DefaultModel).
+    static var path: String { ModelStore.DefaultModel.path() }
 
     static var isAvailable: Bool { FileManager.default.fileExists(atPath: path) }
 

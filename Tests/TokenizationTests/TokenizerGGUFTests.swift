@@ -2,6 +2,7 @@ import Foundation
 import GGUF
 import Testing
 import Tokenization
+import GGUFTestSupport
 
 /// Tokenizers read from GGUF files written here with GGUFWriter, and the errors for bad ones.
 struct TokenizerGGUFTests {

@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import GGUF
 
 /// Writes `bytes` to a new file at `path` (replacing one that exists).
 func writeFile(_ bytes: [UInt8], to path: String) throws {
