@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // Tandem: LLM serving with prefill–decode disaggregation and data parallelism.
-// Layering (arrows point down only; see DESIGN.md):
+// Layering (arrows point down only; see docs/DESIGN.md):
 //   executables: multi-api-server  tandem  (api-server, router: later)
 //   supervisor:  Supervision -> FleetPlanning -> CSpawn, CSystemd, CCurl, CNuma
 //   inference:   Toolbox -> Engine -> Tokenization, GGUF, CKernels
