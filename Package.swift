@@ -1,14 +1,33 @@
 // swift-tools-version:6.0
 // Tandem: LLM serving with prefill–decode disaggregation and data parallelism.
-// Layering (arrows point down only; see docs/DESIGN.md):
-//   executables: multi-api-server  tandem  (api-server, router: later)
-//   supervisor:  Supervision -> FleetPlanning -> CSpawn, CSystemd, CCurl, CNuma
-//   inference:   Toolbox -> Engine -> Tokenization, GGUF, CKernels
+//
+// Linux only (Debian/Ubuntu, x86-64 or any CPU with the portable kernels): the code uses
+// prctl, futex, close_range, sched_setaffinity, libnuma and systemd. SwiftPM has no Linux
+// entry for `platforms`, so none is listed; other systems stop here:
+#if !os(Linux)
+#error("Tandem builds on Linux only (it uses prctl, futex, close_range, libnuma, systemd)")
+#endif
+//
+// Layering: each target depends only on the targets after its arrow (its dependency list
+// below, less the external packages); see docs/DESIGN.md.
+//   executables:  multi-api-server -> Supervision
+//                 tandem -> Toolbox
+//                 tandem-test-worker (no dependencies)
+//                 (api-server, router: being built)
+//   supervisor:   Supervision -> FleetPlanning, CSpawn, CSystemd, CCurl, CNuma
+//                 FleetPlanning -> CNuma
+//   toolbox:      Toolbox -> Engine, Tokenization, ModelStore
+//                 ModelStore (no dependencies: the default model's cache and download)
+//   inference:    Engine -> Tokenization, GGUF, CKernels
+//                 Tokenization -> GGUF, Jinja
+//                 GGUF -> CKernels
+//                 Jinja, CKernels (no dependencies)
+//   tests:        TestSupport; GGUFTestSupport -> GGUF, CKernels
+// The supervisor never links the inference core: it stays small and must not die.
 import PackageDescription
 
 let package = Package(
     name: "Tandem",
-    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "multi-api-server", targets: ["multi-api-server"]),
         .executable(name: "tandem", targets: ["tandem"]),
@@ -18,7 +37,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
@@ -48,15 +66,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
 
         // Inference core: GGUF files, tokenizers and chat templates, kernels, the model.
-        // CKernels: C with runtime CPU dispatch (AVX-512 VNNI / AVX2 / portable): dequantization,
-        // quantized dot products and matrix products, attention, the compute thread pool.
+        // CKernels: C with runtime CPU dispatch: matrix products with AVX-512 VNNI kernels or
+        // portable C; attention and element-wise ops compiled for AVX-512, AVX2 and baseline
+        // (target_clones); dequantization, the compute thread pool.
+        // -O3 instead of release's -O2: generation 1.09x faster, prefill 1.05x (BENCHMARKS.md,
+        // "CKernels at -O3"). unsafeFlags keeps other packages from depending on Engine by
+        // version; drop it when a re-measurement shows no gain.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "GGUF", dependencies: ["CKernels"]),
         // A Jinja interpreter (the subset chat templates use); Tokenization's ChatTemplate is on top.
@@ -69,7 +90,7 @@ let package = Package(
         .target(
             name: "Toolbox",
             dependencies: [
-                "Engine", "ModelStore",
+                "Engine", "Tokenization", "ModelStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
