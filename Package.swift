@@ -1,16 +1,35 @@
 // swift-tools-version:6.0
 // Tandem: LLM serving with prefill–decode disaggregation and data parallelism.
-// Layering (arrows point down only; see DESIGN.md):
-//   executables: multi-api-server  tandem  api-server  (router: later)
-//   supervisor:  Supervision -> FleetPlanning -> CSpawn, CSystemd, CCurl, CNuma
-//   serving:     Serving (OpenAI HTTP API) -> Engine
-//   inference:   Toolbox -> Engine -> Tokenization, GGUF, CKernels
-//   beneath both: SystemCalls (Supervision, GGUF, tandem-test-worker)
+//
+// Linux only (Debian/Ubuntu, x86-64 or any CPU with the portable kernels): the code uses
+// prctl, futex, close_range, sched_setaffinity, libnuma and systemd. SwiftPM has no Linux
+// entry for `platforms`, so none is listed; other systems stop here:
+#if !os(Linux)
+#error("Tandem builds on Linux only (it uses prctl, futex, close_range, libnuma, systemd)")
+#endif
+//
+// Layering: each target depends only on the targets after its arrow (its dependency list
+// below, less the external packages); see docs/DESIGN.md.
+//   executables:  multi-api-server -> Supervision
+//                 tandem -> Toolbox
+//                 api-server -> Serving
+//                 tandem-test-worker -> SystemCalls
+//                 (router: being built)
+//   supervisor:   Supervision -> FleetPlanning, CSpawn, CSystemd, CCurl, CNuma, SystemCalls
+//                 FleetPlanning -> CNuma
+//   serving:      Serving (OpenAI HTTP API) -> Engine, Tokenization, GGUF, ModelStore
+//   toolbox:      Toolbox -> Engine, Tokenization, ModelStore
+//                 ModelStore (no dependencies: the default model's cache and download)
+//   inference:    Engine -> Tokenization, GGUF, CKernels
+//                 Tokenization -> GGUF, Jinja
+//                 GGUF -> CKernels, SystemCalls
+//                 Jinja, CKernels, SystemCalls (no dependencies)
+//   tests:        TestSupport; GGUFTestSupport -> GGUF, CKernels
+// The supervisor never links the inference core: it stays small and must not die.
 import PackageDescription
 
 let package = Package(
     name: "Tandem",
-    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "multi-api-server", targets: ["multi-api-server"]),
         .executable(name: "tandem", targets: ["tandem"]),
@@ -21,7 +40,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
@@ -55,23 +73,31 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
 
         // Inference core: GGUF files, tokenizers and chat templates, kernels, the model.
-        // CKernels: C with runtime CPU dispatch (AVX-512 VNNI / AVX2 / portable): dequantization,
-        // quantized dot products and matrix products, attention, the compute thread pool.
+        // CKernels: C with runtime CPU dispatch: matrix products with AVX-512 VNNI kernels or
+        // portable C; attention and element-wise ops compiled for AVX-512, AVX2 and baseline
+        // (target_clones); dequantization, the compute thread pool.
+        // -O3 instead of release's -O2: generation 1.09x faster, prefill 1.05x (BENCHMARKS.md,
+        // "CKernels at -O3"). unsafeFlags keeps other packages from depending on Engine by
+        // version; drop it when a re-measurement shows no gain.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "GGUF", dependencies: ["CKernels", "SystemCalls"]),
-        .target(name: "Tokenization", dependencies: ["GGUF"]),
+        // A Jinja interpreter (the subset chat templates use); Tokenization's ChatTemplate is on top.
+        .target(name: "Jinja"),
+        .target(name: "Tokenization", dependencies: ["GGUF", "Jinja"]),
         .target(name: "Engine", dependencies: ["GGUF", "Tokenization", "CKernels"]),
+        // The default model's place in the cache and its download (pip): the toolbox layer's,
+        // so the inference core does no downloading.
+        .target(name: "ModelStore"),
         .target(
             name: "Toolbox",
             dependencies: [
-                "Engine",
+                "Engine", "Tokenization", "ModelStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -81,7 +107,7 @@ let package = Package(
         .target(
             name: "Serving",
             dependencies: [
-                "Engine", "Tokenization", "GGUF",
+                "Engine", "Tokenization", "GGUF", "ModelStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -101,18 +127,23 @@ let package = Package(
         // Helpers shared by the test targets: built products, child processes, ports and HTTP,
         // waiting for a condition, comparisons with references.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // Writing GGUF files for tests: the writer, reference quantizers and random valid blocks.
+        .target(name: "GGUFTestSupport", dependencies: ["GGUF", "CKernels", "SystemCalls"], path: "Tests/GGUFTestSupport"),
         .testTarget(name: "FleetPlanningTests", dependencies: ["FleetPlanning", "TestSupport", "SystemCalls"]),
         .testTarget(
             name: "SupervisionTests",
-            dependencies: ["Supervision", "FleetPlanning", "SystemCalls", "TestSupport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Supervision", "FleetPlanning", "SystemCalls", "TestSupport", "ModelStore", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "SystemCallsTests", dependencies: ["SystemCalls"]),
-        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Engine", "TestSupport"]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "GGUFTestSupport", "Engine", "ModelStore", "TestSupport"]),
         .testTarget(
-            name: "TokenizationTests", dependencies: ["Tokenization", "GGUF", "Engine", "TestSupport"],
+            name: "TokenizationTests", dependencies: ["Tokenization", "GGUF", "GGUFTestSupport", "ModelStore", "TestSupport"],
             exclude: ["Python", "Templates"]
         ),
-        .testTarget(name: "ServingTests", dependencies: ["Serving", "Engine", "TestSupport"], exclude: ["Python"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "GGUF", "Tokenization", "CKernels", "TestSupport"]),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Engine", "ModelStore", "TestSupport"], exclude: ["Python"]),
+        .testTarget(
+            name: "EngineTests",
+            dependencies: ["Engine", "GGUF", "GGUFTestSupport", "Tokenization", "CKernels", "ModelStore", "TestSupport"]
+        ),
     ]
 )

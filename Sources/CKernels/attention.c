@@ -9,8 +9,6 @@
 #include <string.h>
 
 #define TK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#define TK_MAX_BLOCK 256
-#define TK_MAX_HEAD_DIM 512
 // Below this many (query head, key) pairs a step's attention runs on the calling thread.
 #define TK_ATTENTION_SERIAL_WORK 16384
 
@@ -39,8 +37,8 @@ static void attend_one(const tk_attention_args *a, int seq, int row, int head) {
     const long block_stride = 2L * a->n_kv_heads * bs * hd;
     const long v_offset = (long)a->n_kv_heads * bs * hd;
 
-    float acc[TK_MAX_HEAD_DIM];
-    float scores[TK_MAX_BLOCK];
+    float acc[TK_ATTENTION_MAX_HEAD_DIM];
+    float scores[TK_ATTENTION_MAX_BLOCK_SIZE];
     // A half-precision cache is read one block at a time into these (this head's K and V).
     float k_block[a->kv_f16 ? bs * hd : 1], v_block[a->kv_f16 ? bs * hd : 1];
     for (int d = 0; d < hd; d++) acc[d] = 0;
@@ -126,7 +124,7 @@ static void attention_worker(void *ctx, int ith, int nth) {
 }
 
 void tk_attention(tk_pool *pool, const tk_attention_args *args) {
-    if (args->block_size > TK_MAX_BLOCK || args->head_dim > TK_MAX_HEAD_DIM) abort();
+    if (args->block_size > TK_ATTENTION_MAX_BLOCK_SIZE || args->head_dim > TK_ATTENTION_MAX_HEAD_DIM) abort();
     attention_job job = {args, args->row_start[args->n_seqs]};
     if (job.n_rows == 0) return;
     // Small steps (a few sequences decoding) are cheaper on the caller than a pool wake-up.

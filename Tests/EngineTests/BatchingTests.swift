@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Testing
+import ModelStore
 import TestSupport
 
 /// A batch of sequences gives the same logits as running each sequence alone, bit for bit,

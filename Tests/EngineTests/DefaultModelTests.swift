@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 import Engine
+import ModelStore
 
 @Suite struct DefaultModelTests {
     @Test func cacheFolderRule() {

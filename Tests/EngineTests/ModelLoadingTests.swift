@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import GGUF
 import Testing
+import ModelStore
 
 /// What the loader reads from a GGUF file, and the errors for files it cannot use.
 @Suite struct ModelLoadingTests {

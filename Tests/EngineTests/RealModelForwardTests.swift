@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Testing
+import ModelStore
 
 /// The real SmolLM2 file through the forward pass alone (token ids from its vocabulary).
 @Suite struct RealModelForwardTests {

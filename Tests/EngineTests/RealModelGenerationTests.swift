@@ -3,6 +3,7 @@ import Foundation
 import GGUF
 import Testing
 import Tokenization
+import ModelStore
 
 /// The real SmolLM2 file end to end: tokenizer, chat template, generation, the CLI.
 @Suite(.serialized) struct RealModelGenerationTests {

@@ -49,7 +49,7 @@ struct ServedOutcome: Sendable {
     let generator: Generator
 
     init() throws {
-        generator = try Generator(modelPath: DefaultModel.path(), threads: 2)
+        generator = try Generator(modelPath: defaultModelPath(), threads: 2)
     }
 
     /// Greedy requests over the 64 prompts (every subject in every form), of varied lengths.
@@ -76,7 +76,7 @@ struct ServedOutcome: Sendable {
         configuration.threads = 2
         configuration.numBlocksOverride = 256
         change(&configuration)
-        return try ServingEngine(modelPath: DefaultModel.path(), configuration: configuration)
+        return try ServingEngine(modelPath: defaultModelPath(), configuration: configuration)
     }
 
     /// Submits all requests at once, then collects every stream concurrently.

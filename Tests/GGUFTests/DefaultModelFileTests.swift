@@ -1,4 +1,4 @@
-import Engine
+import ModelStore
 import Testing
 import GGUF
 import TestSupport

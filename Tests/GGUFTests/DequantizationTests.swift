@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import TestSupport
 import GGUF
+import Engine
+import GGUFTestSupport
 
 /// Checks the C dequantization against PyPI `gguf` (`gguf.quants.dequantize`), an
 /// independent implementation in numpy, on the same random blocks.

@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import TestSupport
 import GGUF
+import Engine
+import GGUFTestSupport
 
 /// Writer → file → reader: every metadata type, nested arrays, both versions, alignments.
 @Suite struct RoundTripTests {

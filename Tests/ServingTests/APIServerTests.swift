@@ -252,7 +252,7 @@ import TestSupport
     }
 
     @Test func routerEndpointsMetricsPortAndControlPlane() throws {
-        let metricsPort = unusedLoopbackPort(), controlPort = unusedLoopbackPort()
+        let metricsPort = try freeLoopbackPort(), controlPort = try freeLoopbackPort()
         let server = try APIServerProcess(["--engine-worker-queue-port", String(controlPort), "--metrics-port", String(metricsPort)])
         defer { server.stop() }
         let client = server.client
@@ -300,43 +300,18 @@ import TestSupport
     }
 
     @Test func configurationErrorsExit78() throws {
-        let badModel = try runProcess(APIServerProcess.binary, ["--model", "/nonexistent/model.gguf", "--port", String(unusedLoopbackPort())])
+        let badModel = try runProcess(try APIServerProcess.binary, ["--model", "/nonexistent/model.gguf", "--port", String(try freeLoopbackPort())])
         #expect(badModel.status == 78)
         #expect(badModel.stderr.contains("api-server: model file not found: /nonexistent/model.gguf"))
 
-        let badFlag = try runProcess(APIServerProcess.binary, ["--kv-cache-dtype", "int8"])
+        let badFlag = try runProcess(try APIServerProcess.binary, ["--kv-cache-dtype", "int8"])
         #expect(badFlag.status == 78)
 
-        let held = try PortHolderForTest()
-        let busy = try runProcess(APIServerProcess.binary, ["--port", String(unusedLoopbackPort()), "--cache-queue-port", String(held.port)])
+        let held = try HeldPort()
+        let busy = try runProcess(try APIServerProcess.binary, ["--port", String(try freeLoopbackPort()), "--cache-queue-port", String(held.port)])
         #expect(busy.status == 78)
         #expect(busy.stderr.contains("--cache-queue-port \(held.port) on 127.0.0.1 cannot be used: Address already in use"))
     }
-}
-
-/// Holds a listening loopback port for the length of a test.
-final class PortHolderForTest {
-    let port: Int
-    private let fd: Int32
-
-    init() throws {
-        let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socketFD, $0, length) } }
-        guard bound == 0, listen(socketFD, 4) == 0 else {
-            close(socketFD)
-            throw APIServerProcess.Failure(description: "cannot hold a port")
-        }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socketFD, $0, &length) } }
-        fd = socketFD
-        port = Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    deinit { close(fd) }
 }
 
 extension Thread {

@@ -7,7 +7,7 @@ private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathCompon
 
 @Suite struct APIServerManPageTests {
     @Test func everyFlagInTheHelpIsInTheManPage() throws {
-        let result = try runProcess(APIServerProcess.binary, ["--help"])
+        let result = try runProcess(try APIServerProcess.binary, ["--help"])
         #expect(result.status == 0)
         let flags = Set(result.stdout.matches(of: /--[a-z][a-z-]*[a-z]/).map { String($0.output) })
         #expect(flags.count >= 25)

@@ -1,25 +1,24 @@
 import Foundation
 import Glibc
+import ModelStore
 import Synchronization
 import Testing
+import TestSupport
 
 /// The supervisor over two real api-server ranks on the default model (the README's main job).
 @Suite(.serialized) struct APIServerFleetTests {
-    static var apiServer: String { Binaries.directory + "/api-server" }
-
     @Test func aKilledRankAloneRestartsWhileTheOtherKeepsGenerating() throws {
-        try #require(FileManager.default.isExecutableFile(atPath: Self.apiServer),
-                     "\(Self.apiServer) is missing: build it with `swift build -c release --product api-server`")
+        _ = try requireModel(at: DefaultModel.path())
         let fleet = try Fleet(arguments: ["--num-servers", "2"] + FleetTests.quick + ["--startup-grace", "120", "--args",
                                           "--threads", "1", "--max-num-seqs", "4"],
-                              workerBinary: Self.apiServer)
+                              workerBinary: try BuiltProducts.path("api-server"))
         defer { fleet.terminate() }
-        #expect(fleet.waitAllReady(count: 2, timeout: 180), "\(fleet.output)")
+        #expect(fleet.waitAllReady(count: 2), "\(fleet.output)")
         let port0 = try #require(fleet.apiPort(ofRank: 0))
         let port1 = try #require(fleet.apiPort(ofRank: 1))
         let pid0 = try #require(fleet.pid(ofRank: 0))
         let pid1 = try #require(fleet.pid(ofRank: 1))
-        #expect(httpGet(port: port1, path: "/health_generate", timeout: 60)?.status == 200)
+        #expect(httpGet(port: port1, path: "/health_generate", timeout: .seconds(60))?.status == 200)
 
         // Rank 0 generates throughout (GET /health_generate runs a real one-token generation).
         let answered = Mutex(0)
@@ -27,7 +26,7 @@ import Testing
         let loading = Mutex(true)
         let load = Thread {
             while loading.withLock({ $0 }) {
-                if httpGet(port: port0, path: "/health_generate", timeout: 30)?.status == 200 {
+                if httpGet(port: port0, path: "/health_generate", timeout: .seconds(30))?.status == 200 {
                     answered.withLock { $0 += 1 }
                 } else {
                     failed.withLock { $0 += 1 }
@@ -36,7 +35,7 @@ import Testing
         }
         load.start()
         kill(pid_t(pid1), SIGKILL)
-        let restarted = eventually(timeout: 120) {
+        let restarted = waitUntil {
             guard let rank = fleet.rank(1), let pid = rank["pid"] as? Int else { return false }
             return pid != pid1 && rank["state"] as? String == "ready"
         }
@@ -48,7 +47,7 @@ import Testing
         #expect(fleet.rank(1)?["restarts"] as? Int == 1)
         #expect(failed.withLock { $0 } == 0)
         #expect(answeredDuringRestart > 0)
-        #expect(httpGet(port: port1, path: "/health_generate", timeout: 60)?.status == 200)
+        #expect(httpGet(port: port1, path: "/health_generate", timeout: .seconds(60))?.status == 200)
         #expect(fleet.health()?.status == 200)
     }
 }

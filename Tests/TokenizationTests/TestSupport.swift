@@ -1,6 +1,6 @@
-import Engine
 import Foundation
 import GGUF
+import ModelStore
 import Tokenization
 import TestSupport
 
@@ -28,9 +28,9 @@ enum PythonReference {
 }
 
 enum DefaultModel {
-    /// The default model's path (the cache rule lives in Engine's DefaultModel); a test that
+    /// The default model's path (the cache rule lives in ModelStore's DefaultModel); a test that
     /// needs it fails with the command that installs it when it is missing.
-    static var path: String { get throws { try requireModel(at: Engine.DefaultModel.path()) } }
+    static var path: String { get throws { try requireModel(at: ModelStore.DefaultModel.path()) } }
 
     static let file: Result<GGUFFile, any Error> = Result { try GGUFFile(path: path) }
 

@@ -3,6 +3,7 @@ import GGUF
 import Testing
 import TestSupport
 import Tokenization
+import GGUFTestSupport
 
 /// Tokenizers read from GGUF files written here with GGUFWriter, and the errors for bad ones.
 struct TokenizerGGUFTests {

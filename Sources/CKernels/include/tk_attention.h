@@ -12,6 +12,11 @@
 extern "C" {
 #endif
 
+/// Largest block size (slots per block) and head size tk_attention accepts; its per-task
+/// buffers are sized by them. The engine's KV cache rejects larger layouts up front.
+#define TK_ATTENTION_MAX_BLOCK_SIZE 256
+#define TK_ATTENTION_MAX_HEAD_DIM 512
+
 typedef struct tk_attention_args {
     const float *q;           ///< [n_rows][n_heads * head_dim], RoPE applied
     float *out;               ///< [n_rows][n_heads * head_dim]
@@ -28,6 +33,7 @@ typedef struct tk_attention_args {
 
 /// Row r of sequence s (position pos_start[s] + r - row_start[s]) attends to positions
 /// 0 ... its own position of its sequence, whose K/V must already be in the cache.
+/// Aborts when block_size or head_dim exceeds the limits above.
 void tk_attention(tk_pool *pool, const tk_attention_args *args);
 
 #ifdef __cplusplus

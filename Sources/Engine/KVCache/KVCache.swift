@@ -9,9 +9,9 @@ public final class KVCache {
     public let layout: KVCacheLayout
     let storage: UnsafeMutableRawPointer
 
-    /// Largest block and head sizes the attention kernel accepts.
-    public static let maxBlockSize = 256
-    public static let maxHeadDim = 512
+    /// Largest block and head sizes the attention kernel accepts (defined in tk_attention.h).
+    public static let maxBlockSize = Int(TK_ATTENTION_MAX_BLOCK_SIZE)
+    public static let maxHeadDim = Int(TK_ATTENTION_MAX_HEAD_DIM)
 
     public init(layout: KVCacheLayout) throws {
         guard layout.layers > 0, layout.kvHeads > 0, layout.headDim > 0, layout.numBlocks > 0 else {

@@ -1,4 +1,5 @@
 import Engine
+import ModelStore
 import TestSupport
 
 /// The default model's path; a test that needs it fails with the command that installs it

@@ -1,4 +1,5 @@
 import Engine
+import ModelStore
 import Foundation
 import Synchronization
 import TestSupport
@@ -6,7 +7,7 @@ import TestSupport
 /// A real `api-server` process on a free loopback port, serving the default model, for one
 /// test. `stop()` sends SIGTERM (a drain) and waits; a server still running at deinit is killed.
 final class APIServerProcess {
-    static var binary: String { testBinaryDirectory + "/api-server" }
+    static var binary: String { get throws { try BuiltProducts.path("api-server") } }
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -18,19 +19,15 @@ final class APIServerProcess {
     var client: HTTPTestClient { HTTPTestClient(port: port) }
 
     /// Starts the server with `arguments` (plus `--port`) and waits until /health is 200.
-    init(_ arguments: [String] = [], port: Int = unusedLoopbackPort(), waitUntilHealthy: Bool = true) throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
-            throw Failure(description: "\(Self.binary) is missing: build it with `swift build -c release --product api-server`")
-        }
-        guard FileManager.default.fileExists(atPath: DefaultModel.path()) else {
-            throw Failure(description: "the default model \(DefaultModel.path()) is missing: run scripts/fetch-model.sh")
-        }
-        self.port = port
+    init(_ arguments: [String] = [], port: Int? = nil, waitUntilHealthy: Bool = true) throws {
+        let binary = try Self.binary
+        _ = try requireModel(at: DefaultModel.path())
+        self.port = try port ?? freeLoopbackPort()
         logPath = NSTemporaryDirectory() + "api-server-\(UUID().uuidString).log"
         FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["--port", String(port), "--threads", "2"] + arguments
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["--port", String(self.port), "--threads", "2"] + arguments
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice

@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import GGUF
 import SystemCalls
 
 /// Writes `bytes` to a new file at `path` (replacing one that exists).

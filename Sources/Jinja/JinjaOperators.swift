@@ -7,14 +7,14 @@ enum JinjaBuiltins {
         case .object(let object): return object.keys.map { .string($0) }
         case .string(let s): return s.unicodeScalars.map { .string(String($0)) }
         case .undefined: return []
-        default: throw ChatTemplateError.render("cannot iterate over a \(value.typeName)")
+        default: throw JinjaError.render("cannot iterate over a \(value.typeName)")
         }
     }
 
     static func attribute(_ name: String, of value: JinjaValue, describedAs description: String) throws -> JinjaValue {
         switch value {
         case .undefined:
-            throw ChatTemplateError.render("'\(description)' is undefined (reading its attribute '\(name)')")
+            throw JinjaError.render("'\(description)' is undefined (reading its attribute '\(name)')")
         case .object(let object):
             return object[name] ?? objectMethod(name, object) ?? .undefined
         case .namespace(let namespace):
@@ -29,7 +29,7 @@ enum JinjaBuiltins {
     static func index(_ value: JinjaValue, _ key: JinjaValue, describedAs description: String) throws -> JinjaValue {
         switch (value, key) {
         case (.undefined, _):
-            throw ChatTemplateError.render("'\(description)' is undefined (reading \(key.pythonRepresentation()) of it)")
+            throw JinjaError.render("'\(description)' is undefined (reading \(key.pythonRepresentation()) of it)")
         case (.array(let items), .int(let i)):
             let index = i < 0 ? items.count + i : i
             return items.indices.contains(index) ? items[index] : .undefined
@@ -49,11 +49,11 @@ enum JinjaBuiltins {
             switch v {
             case nil, .none?: return nil
             case .int(let i)?: return i
-            case let other?: throw ChatTemplateError.render("slice indices must be integers, not \(other.typeName)")
+            case let other?: throw JinjaError.render("slice indices must be integers, not \(other.typeName)")
             }
         }
         let step = try integer(step) ?? 1
-        guard step != 0 else { throw ChatTemplateError.render("slice step cannot be zero") }
+        guard step != 0 else { throw JinjaError.render("slice step cannot be zero") }
         func indices(count: Int) throws -> [Int] {
             func clamp(_ i: Int?, _ defaultValue: Int) -> Int {
                 guard var i else { return defaultValue }
@@ -71,7 +71,7 @@ enum JinjaBuiltins {
             var result = String.UnicodeScalarView()
             for i in try indices(count: scalars.count) { result.append(scalars[i]) }
             return .string(String(result))
-        default: throw ChatTemplateError.render("cannot slice a \(value.typeName)")
+        default: throw JinjaError.render("cannot slice a \(value.typeName)")
         }
     }
 
@@ -96,7 +96,7 @@ enum JinjaBuiltins {
             case "*": return .int(a &* b)
             case "/": return try divide(Double(a), Double(b))
             case "//", "%":
-                guard b != 0 else { throw ChatTemplateError.render("integer division or modulo by zero") }
+                guard b != 0 else { throw JinjaError.render("integer division or modulo by zero") }
                 // Python floors.
                 let q = Int((Double(a) / Double(b)).rounded(.down))
                 return op == "//" ? .int(q) : .int(a - q * b)
@@ -117,11 +117,11 @@ enum JinjaBuiltins {
             default: break
             }
         }
-        throw ChatTemplateError.render("unsupported operand types for \(op): \(left.typeName) and \(right.typeName)")
+        throw JinjaError.render("unsupported operand types for \(op): \(left.typeName) and \(right.typeName)")
     }
 
     private static func divide(_ a: Double, _ b: Double) throws -> JinjaValue {
-        guard b != 0 else { throw ChatTemplateError.render("division by zero") }
+        guard b != 0 else { throw JinjaError.render("division by zero") }
         return .double(a / b)
     }
 
@@ -155,7 +155,7 @@ enum JinjaBuiltins {
             }
         }
         guard let a = number(left), let b = number(right) else {
-            throw ChatTemplateError.render("cannot compare \(left.typeName) and \(right.typeName) with \(op)")
+            throw JinjaError.render("cannot compare \(left.typeName) and \(right.typeName) with \(op)")
         }
         switch op {
         case "<": return a < b
@@ -173,7 +173,7 @@ enum JinjaBuiltins {
         case (.object, _): return false
         case (.namespace(let namespace), .string(let key)): return namespace.object[key] != nil
         case (.undefined, _): return false
-        default: throw ChatTemplateError.render("'in' needs a string, list or dict on its right, not a \(container.typeName)")
+        default: throw JinjaError.render("'in' needs a string, list or dict on its right, not a \(container.typeName)")
         }
     }
 }

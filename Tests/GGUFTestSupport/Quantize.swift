@@ -1,4 +1,5 @@
 import CKernels
+import GGUF
 
 /// Encodes `values` as `type`: F32, F16 and BF16 (round to nearest even) and the simple
 /// round-to-nearest quantizers Q8_0, Q4_0 and Q4_1 (as ggml's reference quantizers). Other

@@ -9,7 +9,7 @@ extension JinjaBuiltins {
             switch value {
             case .string(let s): return s
             case .undefined: return ""
-            default: throw ChatTemplateError.render("the '\(what)' filter needs a string, not a \(value.typeName)")
+            default: throw JinjaError.render("the '\(what)' filter needs a string, not a \(value.typeName)")
             }
         }
         switch name {
@@ -23,7 +23,7 @@ extension JinjaBuiltins {
             case .array(let a): return .int(a.count)
             case .object(let o): return .int(o.keys.count)
             case .undefined: return .int(0)
-            default: throw ChatTemplateError.render("a \(value.typeName) has no length")
+            default: throw JinjaError.render("a \(value.typeName) has no length")
             }
         case "upper": return .string(try string(name).uppercased())
         case "lower": return .string(try string(name).lowercased())
@@ -62,7 +62,7 @@ extension JinjaBuiltins {
         case "sort":
             return .array(try iterate(value).sorted { a, b in (try? binary("<", a, b).isTruthy) ?? false })
         case "items", "dictsort":
-            guard case .object(let object) = value else { throw ChatTemplateError.render("'\(name)' needs a dict, not a \(value.typeName)") }
+            guard case .object(let object) = value else { throw JinjaError.render("'\(name)' needs a dict, not a \(value.typeName)") }
             let keys = name == "dictsort" ? object.keys.sorted() : object.keys
             return .array(keys.map { .array([.string($0), object[$0]!]) })
         case "int":
@@ -82,10 +82,10 @@ extension JinjaBuiltins {
             switch value {
             case .int(let i): return .int(abs(i))
             case .double(let d): return .double(abs(d))
-            default: throw ChatTemplateError.render("'abs' needs a number, not a \(value.typeName)")
+            default: throw JinjaError.render("'abs' needs a number, not a \(value.typeName)")
             }
         case "round":
-            guard let d = number(value) else { throw ChatTemplateError.render("'round' needs a number, not a \(value.typeName)") }
+            guard let d = number(value) else { throw JinjaError.render("'round' needs a number, not a \(value.typeName)") }
             var digits = 0
             if case .int(let p)? = argument(0, "precision") { digits = p }
             var scale = 1.0
@@ -93,7 +93,7 @@ extension JinjaBuiltins {
             return .double((d * scale).rounded(.toNearestOrEven) / scale)
         case "replace":
             guard let old = argument(0, "old"), let new = argument(1, "new") else {
-                throw ChatTemplateError.render("'replace' needs the old and new strings")
+                throw JinjaError.render("'replace' needs the old and new strings")
             }
             return .string(try string(name).replacingAll(old.text, with: new.text))
         case "indent":
@@ -128,7 +128,7 @@ extension JinjaBuiltins {
                 })
             }
             guard case .string(let filterName)? = args.first, JinjaParser.supportedFilters.contains(filterName) else {
-                throw ChatTemplateError.render("'map' needs attribute= or the name of a supported filter")
+                throw JinjaError.render("'map' needs attribute= or the name of a supported filter")
             }
             return .array(try items.map { try filter(filterName, $0, Array(args.dropFirst()), [:]) })
         case "select", "reject", "selectattr", "rejectattr":
@@ -137,12 +137,12 @@ extension JinjaBuiltins {
             var rest = args
             var attribute: String?
             if byAttribute {
-                guard !rest.isEmpty else { throw ChatTemplateError.render("'\(name)' needs an attribute name") }
+                guard !rest.isEmpty else { throw JinjaError.render("'\(name)' needs an attribute name") }
                 attribute = rest.removeFirst().text
             }
             let testName = rest.isEmpty ? nil : rest.removeFirst().text
             if let testName, !JinjaParser.supportedTests.contains(testName) {
-                throw ChatTemplateError.unsupported("test '\(testName)' in '\(name)'")
+                throw JinjaError.unsupported("test '\(testName)' in '\(name)'")
             }
             return .array(try iterate(value).filter { item in
                 let subject = try attribute.map { try JinjaBuiltins.attribute($0, of: item, describedAs: "item") } ?? item
@@ -150,13 +150,13 @@ extension JinjaBuiltins {
                 return passes == keep
             })
         default:
-            throw ChatTemplateError.unsupported("filter '\(name)'")
+            throw JinjaError.unsupported("filter '\(name)'")
         }
     }
 
     static func test(_ name: String, _ value: JinjaValue, _ args: [JinjaValue]) throws -> Bool {
         func other() throws -> JinjaValue {
-            guard let first = args.first else { throw ChatTemplateError.render("the test '\(name)' needs an argument") }
+            guard let first = args.first else { throw JinjaError.render("the test '\(name)' needs an argument") }
             return first
         }
         switch name {
@@ -191,30 +191,30 @@ extension JinjaBuiltins {
         case "lower": if case .string(let s) = value { return s == s.lowercased() } else { return false }
         case "upper": if case .string(let s) = value { return s == s.uppercased() } else { return false }
         case "odd", "even", "divisibleby":
-            guard case .int(let i) = value else { throw ChatTemplateError.render("the test '\(name)' needs an integer") }
+            guard case .int(let i) = value else { throw JinjaError.render("the test '\(name)' needs an integer") }
             if name == "odd" { return i % 2 != 0 }
             if name == "even" { return i % 2 == 0 }
-            guard case .int(let d) = try other(), d != 0 else { throw ChatTemplateError.render("divisibleby needs a non-zero integer") }
+            guard case .int(let d) = try other(), d != 0 else { throw JinjaError.render("divisibleby needs a non-zero integer") }
             return i % d == 0
         default:
-            throw ChatTemplateError.unsupported("test '\(name)'")
+            throw JinjaError.unsupported("test '\(name)'")
         }
     }
 
     static func callGlobal(_ name: String, _ args: [JinjaValue], _ kwargs: [String: JinjaValue]) throws -> JinjaValue {
         switch name {
         case "raise_exception":
-            throw ChatTemplateError.raised(args.first?.text ?? "")
+            throw JinjaError.raised(args.first?.text ?? "")
         case "range":
             let bounds = try args.map { v -> Int in
-                guard case .int(let i) = v else { throw ChatTemplateError.render("range() needs integers") }
+                guard case .int(let i) = v else { throw JinjaError.render("range() needs integers") }
                 return i
             }
             switch bounds.count {
             case 1: return .array((0..<max(0, bounds[0])).map { .int($0) })
             case 2: return .array(stride(from: bounds[0], to: bounds[1], by: 1).map { .int($0) })
             case 3 where bounds[2] != 0: return .array(stride(from: bounds[0], to: bounds[1], by: bounds[2]).map { .int($0) })
-            default: throw ChatTemplateError.render("range() takes 1 to 3 integers (and a non-zero step)")
+            default: throw JinjaError.render("range() takes 1 to 3 integers (and a non-zero step)")
             }
         case "namespace", "dict":
             var object = JinjaObject()
@@ -224,7 +224,7 @@ extension JinjaBuiltins {
         case "strftime_now":
             return .string(JinjaClock.now(format: args.first?.text ?? "%Y-%m-%d"))
         default:
-            throw ChatTemplateError.render("'\(name)' is undefined")
+            throw JinjaError.render("'\(name)' is undefined")
         }
     }
 
@@ -247,7 +247,7 @@ extension JinjaBuiltins {
             return method { args in .bool(s.unicodeScalars.reversed().starts(with: (args.first?.text ?? "").unicodeScalars.reversed())) }
         case "replace":
             return method { args in
-                guard args.count >= 2 else { throw ChatTemplateError.render("replace() needs the old and new strings") }
+                guard args.count >= 2 else { throw JinjaError.render("replace() needs the old and new strings") }
                 return .string(s.replacingAll(args[0].text, with: args[1].text))
             }
         case "split":
@@ -268,7 +268,7 @@ extension JinjaBuiltins {
         case "values": .function(JinjaFunction(name: name) { _, _ in .array(object.keys.map { object[$0]! }) })
         case "get":
             .function(JinjaFunction(name: name) { args, _ in
-                guard let key = args.first else { throw ChatTemplateError.render("get() needs a key") }
+                guard let key = args.first else { throw JinjaError.render("get() needs a key") }
                 return object[key.text] ?? (args.count > 1 ? args[1] : .none)
             })
         default: nil

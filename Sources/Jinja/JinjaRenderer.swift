@@ -32,7 +32,7 @@ struct JinjaRenderer {
                 let value = try evaluate(expression)
                 if let attribute {
                     guard case .namespace(let namespace) = lookup(name) else {
-                        throw ChatTemplateError.render("cannot set attribute '\(attribute)' of '\(name)', which is not a namespace")
+                        throw JinjaError.render("cannot set attribute '\(attribute)' of '\(name)', which is not a namespace")
                     }
                     namespace.object[attribute] = value
                 } else {
@@ -87,7 +87,7 @@ struct JinjaRenderer {
         }
         let parts = try JinjaBuiltins.iterate(item)
         guard parts.count == targets.count else {
-            throw ChatTemplateError.render("cannot unpack \(parts.count) values into \(targets.count) loop variables")
+            throw JinjaError.render("cannot unpack \(parts.count) values into \(targets.count) loop variables")
         }
         for (name, value) in zip(targets, parts) { scopes[scopes.count - 1][name] = value }
     }
@@ -133,7 +133,7 @@ struct JinjaRenderer {
         case .call(let callee, let arguments):
             let (positional, keyword) = try evaluate(arguments)
             guard case .function(let function) = try evaluate(callee) else {
-                throw ChatTemplateError.render("'\(Self.describe(callee))' is not callable")
+                throw JinjaError.render("'\(Self.describe(callee))' is not callable")
             }
             return try function.call(positional, keyword)
         case .filter(let base, let name, let arguments):
@@ -149,7 +149,7 @@ struct JinjaRenderer {
             switch try evaluate(operand) {
             case .int(let i): return .int(-i)
             case .double(let d): return .double(-d)
-            case let other: throw ChatTemplateError.render("cannot negate a \(other.typeName)")
+            case let other: throw JinjaError.render("cannot negate a \(other.typeName)")
             }
         case .and(let left, let right):
             let l = try evaluate(left)

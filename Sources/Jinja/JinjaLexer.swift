@@ -50,7 +50,7 @@ struct JinjaLexer {
         return (lexer.tokens, JinjaLocation(source: lexer.source))
     }
 
-    private func error(_ message: String, at offset: Int) -> ChatTemplateError {
+    private func error(_ message: String, at offset: Int) -> JinjaError {
         let (line, column) = JinjaLocation(source: source).lineAndColumn(of: offset)
         return .syntax("\(message) at line \(line), column \(column)")
     }

@@ -1,6 +1,6 @@
 /// A value while a template renders: Jinja's (Python's) data model, as far as chat templates
 /// use it. Objects keep their keys' insertion order, as Python dicts do (it shows in `tojson`).
-enum JinjaValue {
+public enum JinjaValue {
     case undefined
     case none
     case bool(Bool)
@@ -76,13 +76,14 @@ enum JinjaValue {
     }
 }
 
-struct JinjaObject {
+/// A dict: keys in insertion order.
+public struct JinjaObject {
     var keys: [String] = []
     var values: [String: JinjaValue] = [:]
 
-    init() {}
+    public init() {}
 
-    init(_ pairs: [(String, JinjaValue)]) {
+    public init(_ pairs: [(String, JinjaValue)]) {
         for (key, value) in pairs { self[key] = value }
     }
 
@@ -96,12 +97,12 @@ struct JinjaObject {
     }
 }
 
-final class JinjaNamespace {
+public final class JinjaNamespace {
     var object: JinjaObject
     init(_ object: JinjaObject) { self.object = object }
 }
 
-struct JinjaFunction {
+public struct JinjaFunction {
     let name: String
     let call: ([JinjaValue], [String: JinjaValue]) throws -> JinjaValue
 }

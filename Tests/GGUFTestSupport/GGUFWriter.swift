@@ -1,3 +1,5 @@
+import GGUF
+
 /// Writes GGUF files (version 3 by default, or 2): metadata of every value type and tensors
 /// of any type from raw bytes. Used by tests across modules to make small models.
 public struct GGUFWriter {

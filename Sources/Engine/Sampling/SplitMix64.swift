@@ -1,5 +1,6 @@
 /// A small seeded random number generator (SplitMix64, Steele et al. 2014): the same seed
-/// gives the same sequence on every machine, so test models and sampling are reproducible.
+/// gives the same sequence on every machine. It seeds the sampler's `Xoshiro256StarStar`,
+/// and the tests make their reproducible random models and inputs with it.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     public private(set) var state: UInt64
 

@@ -1,4 +1,5 @@
 import CKernels
+import GGUF
 
 extension GGMLType {
     /// Random but valid data for `elements` elements (a whole number of blocks): random

@@ -36,7 +36,7 @@ enum JinjaJSON {
         case .namespace(let namespace):
             try writeObject(namespace.object, indent: indent, depth: depth, separator: separator, to: &output)
         case .function:
-            throw ChatTemplateError.render("a function cannot be converted to JSON")
+            throw JinjaError.render("a function cannot be converted to JSON")
         }
     }
 

@@ -37,12 +37,12 @@ struct JinjaParser {
 
     private var current: JinjaToken.Kind { tokens[index].kind }
 
-    private func error(_ message: String, at tokenIndex: Int? = nil) -> ChatTemplateError {
+    private func error(_ message: String, at tokenIndex: Int? = nil) -> JinjaError {
         let (line, column) = location.lineAndColumn(of: tokens[min(tokenIndex ?? index, tokens.count - 1)].offset)
         return .syntax("\(message) at line \(line), column \(column)")
     }
 
-    private func unsupported(_ what: String, at tokenIndex: Int) -> ChatTemplateError {
+    private func unsupported(_ what: String, at tokenIndex: Int) -> JinjaError {
         let (line, column) = location.lineAndColumn(of: tokens[tokenIndex].offset)
         return .unsupported("\(what) at line \(line), column \(column)")
     }
