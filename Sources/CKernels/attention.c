@@ -8,10 +8,22 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#define TK_MAX_BLOCK 256
-#define TK_MAX_HEAD_DIM 512
 // Below this many (query head, key) pairs a step's attention runs on the calling thread.
 #define TK_ATTENTION_SERIAL_WORK 16384
+
+// IEEE half to float, exactly, with selects only (no branches or table), so the loop over a
+// block vectorizes in every path's variant. Same results as tk_fp16_to_fp32.
+static inline __attribute__((always_inline)) void halves_to_floats(const uint16_t *src, float *dst, int n) {
+    for (int i = 0; i < n; i++) {
+        const uint32_t h = src[i], magnitude = h & 0x7fff, sign = (h & 0x8000) << 16;
+        const float subnormal = (float)magnitude * 0x1p-24f;  // exact: magnitude < 2^10 here
+        uint32_t sub_bits, bits = (magnitude << 13) + (112u << 23);
+        memcpy(&sub_bits, &subnormal, 4);
+        bits = magnitude < 0x400 ? sub_bits : magnitude >= 0x7c00 ? ((magnitude << 13) | 0x7f800000u) : bits;
+        bits |= sign;
+        memcpy(dst + i, &bits, 4);
+    }
+}
 
 // Compiled once per kernel path (the loops vectorize for each instruction set).
 TK_PATH_VARIANTS(attend_one, (const tk_attention_args *a, int seq, int row, int head), (a, seq, row, head))
@@ -26,16 +38,25 @@ static inline __attribute__((always_inline)) void attend_one_body(const tk_atten
     const long block_stride = 2L * a->n_kv_heads * bs * hd;
     const long v_offset = (long)a->n_kv_heads * bs * hd;
 
-    float acc[TK_MAX_HEAD_DIM];
-    float scores[TK_MAX_BLOCK];
+    float acc[TK_ATTENTION_MAX_HEAD_DIM];
+    float scores[TK_ATTENTION_MAX_BLOCK_SIZE];
+    // A half-precision cache is read one block at a time into these (this head's K and V).
+    float k_block[a->kv_f16 ? bs * hd : 1], v_block[a->kv_f16 ? bs * hd : 1];
     for (int d = 0; d < hd; d++) acc[d] = 0;
     float running_max = -INFINITY, running_sum = 0;
 
     for (int start = 0; start <= pos; start += bs) {
         const int count = (pos - start + 1) < bs ? (pos - start + 1) : bs;
-        const float *block = a->kv_layer + (long)table[start / bs] * block_stride;
-        const float *kt = block + (long)kvh * bs * hd;          // [head_dim][block_size]
-        const float *v = block + v_offset + (long)kvh * bs * hd; // [block_size][head_dim]
+        const long k_at = (long)table[start / bs] * block_stride + (long)kvh * bs * hd;
+        const long v_at = k_at + v_offset;
+        const float *kt = (const float *)a->kv_layer + k_at;  // [head_dim][block_size]
+        const float *v = (const float *)a->kv_layer + v_at;   // [block_size][head_dim]
+        if (a->kv_f16) {
+            halves_to_floats((const uint16_t *)a->kv_layer + k_at, k_block, bs * hd);
+            halves_to_floats((const uint16_t *)a->kv_layer + v_at, v_block, count * hd);
+            kt = k_block;
+            v = v_block;
+        }
         // Scores of the whole block at once: K is stored transposed, so the inner loop runs
         // over the block's slots (one vector) with no horizontal sums.
         if (bs == 16) {
@@ -105,7 +126,7 @@ static void attention_worker(void *ctx, int ith, int nth) {
 }
 
 void tk_attention(tk_pool *pool, const tk_attention_args *args) {
-    if (args->block_size > TK_MAX_BLOCK || args->head_dim > TK_MAX_HEAD_DIM) abort();
+    if (args->block_size > TK_ATTENTION_MAX_BLOCK_SIZE || args->head_dim > TK_ATTENTION_MAX_HEAD_DIM) abort();
     attention_job job = {args, args->row_start[args->n_seqs], tk_pool_path(pool)};
     if (job.n_rows == 0) return;
     // Small steps (a few sequences decoding) are cheaper on the caller than a pool wake-up.

@@ -197,3 +197,5 @@ void *tk_pool_scratch(tk_pool *pool, size_t size) {
 }
 
 const struct tk_backend **tk_pool_backend_slot(tk_pool *pool) { return &pool->backend; }
+
+int tk_pool_sleeping_workers(tk_pool *pool) { return pool ? atomic_load(&pool->sleepers) : 0; }

@@ -13,7 +13,6 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #ifndef MPOL_BIND
@@ -21,11 +20,12 @@
 #endif
 
 // Where a child failed before exec; sent to the parent over the CLOEXEC error pipe.
-enum spawn_step { STEP_SIGNALS = 1, STEP_SETPGID, STEP_PDEATHSIG, STEP_PARENT_GONE, STEP_STDIN,
+enum spawn_step { STEP_MOVE_FDS = 1, STEP_SIGNALS, STEP_SETPGID, STEP_PDEATHSIG, STEP_PARENT_GONE, STEP_STDIN,
                   STEP_OUTPUT, STEP_AFFINITY, STEP_MEMPOLICY, STEP_EXEC };
 
 static const char *step_name(int step) {
     switch (step) {
+    case STEP_MOVE_FDS: return "moving the pipes above stderr";
     case STEP_SIGNALS: return "resetting signals";
     case STEP_SETPGID: return "setpgid";
     case STEP_PDEATHSIG: return "prctl(PR_SET_PDEATHSIG)";
@@ -64,7 +64,9 @@ static void child_fail(int error_fd, int step) {
     _exit(127);
 }
 
+// Closes every fd from 3 up except `keep`; 0..2 are never touched.
 static void close_other_fds(int keep, int max_fd) {
+    if (keep < 3) keep = 2; // Nothing to keep above stderr: close all of 3 and up.
     if (keep > 3 && syscall(SYS_close_range, 3, keep - 1, 0) != 0) {
         for (int fd = 3; fd < keep; fd++) close(fd);
     }
@@ -77,9 +79,18 @@ static void run_child(spawn_job *job, pid_t parent, int error_fd) {
     const tandem_spawn_request *r = job->request;
     int output_fd = r->output_fd;
     // A supervisor started with stdin/stdout/stderr closed can get pipes numbered 0..2;
-    // move them out of the way before 0..2 are redirected.
-    if (error_fd <= 2) error_fd = fcntl(error_fd, F_DUPFD_CLOEXEC, 3);
-    if (output_fd <= 2) output_fd = fcntl(output_fd, F_DUPFD, 3);
+    // move them out of the way before 0..2 are redirected. A failed move ends the child
+    // here, reported on the error pipe while it is still open.
+    if (error_fd <= 2) {
+        int moved = fcntl(error_fd, F_DUPFD_CLOEXEC, 3);
+        if (moved < 0) child_fail(error_fd, STEP_MOVE_FDS);
+        error_fd = moved;
+    }
+    if (output_fd <= 2) {
+        int moved = fcntl(output_fd, F_DUPFD, 3);
+        if (moved < 0) child_fail(error_fd, STEP_MOVE_FDS);
+        output_fd = moved;
+    }
 
     // The supervisor may block or ignore signals (e.g. SIGPIPE, SIGTERM for its own
     // handling); exec keeps ignored dispositions and the mask, so reset both.
@@ -164,7 +175,10 @@ static void perform_spawn(spawn_job *job) {
     do { got = read(error_pipe[0], message, sizeof message); } while (got < 0 && errno == EINTR);
     close(error_pipe[0]);
     if (got == (ssize_t)sizeof message) {
-        // The child exits with 127; the reaper (tandem_wait_any_child) collects it.
+        // The child failed before exec and exits with 127: collect it here, since nobody
+        // else knows its pid.
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
         if (message[0] == STEP_EXEC)
             snprintf(job->error, job->error_size, "cannot execute %s: %s", r->path, strerror(message[1]));
         else
@@ -181,10 +195,8 @@ static pthread_mutex_t spawner_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t callers_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t job_posted = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t job_done = PTHREAD_COND_INITIALIZER;
-static pthread_cond_t child_added = PTHREAD_COND_INITIALIZER;
 static spawn_job *pending_job;
 static int job_finished;
-static unsigned long spawn_generation;
 static int spawner_start_error;
 
 static void *spawner_main(void *unused) {
@@ -197,10 +209,8 @@ static void *spawner_main(void *unused) {
         pthread_mutex_unlock(&spawner_lock);
         perform_spawn(job);
         pthread_mutex_lock(&spawner_lock);
-        spawn_generation++;
         job_finished = 1;
         pthread_cond_broadcast(&job_done);
-        pthread_cond_broadcast(&child_added);
     }
     return NULL;
 }
@@ -235,25 +245,6 @@ int tandem_spawn(const tandem_spawn_request *request, pid_t *pid_out, char *erro
 
     if (job.result == 0) *pid_out = job.pid;
     return job.result;
-}
-
-pid_t tandem_wait_any_child(int *status_out) {
-    for (;;) {
-        pid_t pid = waitpid(-1, status_out, 0);
-        if (pid > 0) return pid;
-        if (errno == EINTR) continue;
-        // No children yet: sleep until a spawn happens (or a second passes, in case a
-        // child was created some other way).
-        pthread_mutex_lock(&spawner_lock);
-        unsigned long seen = spawn_generation;
-        struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += 1;
-        while (spawn_generation == seen) {
-            if (pthread_cond_timedwait(&child_added, &spawner_lock, &deadline) == ETIMEDOUT) break;
-        }
-        pthread_mutex_unlock(&spawner_lock);
-    }
 }
 
 int tandem_exited(int status) { return WIFEXITED(status); }

@@ -10,6 +10,7 @@ public enum EngineError: Error, Equatable, CustomStringConvertible, Sendable {
     case invalidBatch(String)
     case kernelFailed(String)
     case cpuKernels(String)
+    case invalidServingConfiguration(String)
 
     public var description: String {
         switch self {
@@ -33,6 +34,8 @@ public enum EngineError: Error, Equatable, CustomStringConvertible, Sendable {
             return "compute kernel failed: \(reason)"
         case .cpuKernels(let reason):
             return reason
+        case .invalidServingConfiguration(let reason):
+            return "invalid serving configuration: \(reason)"
         }
     }
 }

@@ -40,8 +40,4 @@ struct ByteCursor {
         }
         return string
     }
-
-    mutating func skip(to newOffset: Int, _ what: @autoclosure () -> String) throws {
-        _ = try take(newOffset - offset, what())
-    }
 }

@@ -23,6 +23,7 @@ public enum GGUFError: Error, Equatable, CustomStringConvertible {
     case wrongType(key: String, expected: String, actual: String)
     case unsupportedTensorType(GGMLType)
     case notWholeBlocks(type: GGMLType, count: Int, unit: String)
+    /// Raised by the tests' GGUF writer (Tests/GGUFTestSupport).
     case invalidWrite(String)
 
     public var description: String {

@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SystemCalls
 
 /// A whole file mapped read-only into memory. The pages stay in the page cache and are
 /// shared by every process that maps the same file: weights are never copied.
@@ -14,11 +15,19 @@ final class MemoryMapping: @unchecked Sendable {
     let bytes: UnsafeRawBufferPointer
 
     init(path: String) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw GGUFError.cannotOpen(path: path, reason: Self.errorText()) }
-        defer { close(fd) }
+        let fd: Int32
         var info = stat()
-        guard fstat(fd, &info) == 0 else { throw GGUFError.cannotOpen(path: path, reason: Self.errorText()) }
+        do {
+            fd = try systemCall("open") { open(path, O_RDONLY | O_CLOEXEC) }
+        } catch {
+            throw GGUFError.cannotOpen(path: path, reason: error.reason)
+        }
+        defer { close(fd) }
+        do {
+            _ = try systemCall("fstat") { fstat(fd, &info) }
+        } catch {
+            throw GGUFError.cannotOpen(path: path, reason: error.reason)
+        }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
             throw GGUFError.cannotOpen(path: path, reason: "not a regular file")
         }
@@ -29,7 +38,7 @@ final class MemoryMapping: @unchecked Sendable {
             return
         }
         guard let address = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), address != MAP_FAILED else {
-            throw GGUFError.cannotOpen(path: path, reason: "mmap failed: " + Self.errorText())
+            throw GGUFError.cannotOpen(path: path, reason: "mmap failed: " + SystemCallError.current("mmap").reason)
         }
         bytes = UnsafeRawBufferPointer(start: address, count: size)
     }
@@ -37,6 +46,4 @@ final class MemoryMapping: @unchecked Sendable {
     deinit {
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }
-
-    private static func errorText() -> String { String(cString: strerror(errno)) }
 }

@@ -1,15 +1,22 @@
-import CSpawn
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
+import SystemCalls
 
-/// Collects every exited child the moment it exits (blocking waitpid on a thread of its
-/// own), so a dead worker is noticed at once rather than at the next health probe.
+/// Collects one child the moment it exits: a blocking `waitpid` on that pid alone, on a
+/// thread of its own, so a dead worker is noticed at once rather than at the next health
+/// probe. Waiting only for the supervisor's own pids leaves every other child of the process
+/// (another Supervisor's, one that Foundation's `Process` started) to whoever started it.
 enum ChildReaper {
-    static func start(_ onExit: @escaping @Sendable (_ pid: Int32, _ status: Int32) -> Void) {
+    static func watch(_ pid: pid_t, onExit: @escaping @Sendable (WorkerExit) -> Void) {
         let thread = Thread {
-            while true {
-                var status: Int32 = 0
-                let pid = tandem_wait_any_child(&status)
-                onExit(pid, status)
+            var status: Int32 = 0
+            do throws(SystemCallError) {
+                _ = try systemCall("waitpid") { waitpid(pid, &status, 0) }
+                onExit(WorkerExit(waitStatus: status))
+            } catch {
+                onExit(.unknown(reason: error.description))
             }
         }
         thread.name = "tandem-reaper"

@@ -3,7 +3,8 @@ import Dispatch
 
 /// The outcome of one `GET /health`.
 struct ProbeResult: Sendable {
-    var rank: Int
+    /// The probed rank's index into the supervisor's array of ranks.
+    var index: Int
     var healthy: Bool
     var latency: Duration
     /// "HTTP 503", "Timeout was reached", "Couldn't connect to server", … (empty when healthy).
@@ -18,7 +19,7 @@ struct HealthProber: Sendable {
     private let queue = DispatchQueue(label: "tandem.health", attributes: .concurrent)
     let host: String
 
-    func probe(_ targets: [(rank: Int, port: Int)], timeout: Duration) async -> [ProbeResult] {
+    func probe(_ targets: [(index: Int, port: Int)], timeout: Duration) async -> [ProbeResult] {
         guard !targets.isEmpty else { return [] }
         let host = host
         return await withCheckedContinuation { continuation in
@@ -28,15 +29,15 @@ struct HealthProber: Sendable {
         }
     }
 
-    private static func round(_ targets: [(rank: Int, port: Int)], host: String, timeout: Duration) -> [ProbeResult] {
+    private static func round(_ targets: [(index: Int, port: Int)], host: String, timeout: Duration) -> [ProbeResult] {
         guard curlReady, let multi = curl_multi_init() else {
-            return targets.map { ProbeResult(rank: $0.rank, healthy: false, latency: .zero, problem: "libcurl initialization failed") }
+            return targets.map { ProbeResult(index: $0.index, healthy: false, latency: .zero, problem: "libcurl initialization failed") }
         }
         defer { curl_multi_cleanup(multi) }
         let timeoutMs = max(1, Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
         let discard: tandem_curl_write_callback = { _, size, count, _ in size * count }
 
-        var handles: [(handle: UnsafeMutableRawPointer, rank: Int)] = []
+        var handles: [(handle: UnsafeMutableRawPointer, index: Int)] = []
         for target in targets {
             guard let easy = curl_easy_init() else { continue }
             _ = tandem_curl_easy_setopt_string(easy, CURLOPT_URL, "http://\(host):\(target.port)/health")
@@ -46,7 +47,7 @@ struct HealthProber: Sendable {
             _ = tandem_curl_easy_setopt_string(easy, CURLOPT_NOPROXY, "*")
             _ = tandem_curl_easy_setopt_write_function(easy, discard)
             curl_multi_add_handle(multi, easy)
-            handles.append((easy, target.rank))
+            handles.append((easy, target.index))
         }
 
         let clock = ContinuousClock()
@@ -65,7 +66,7 @@ struct HealthProber: Sendable {
         }
 
         var results: [ProbeResult] = []
-        for (easy, rank) in handles {
+        for (easy, index) in handles {
             let outcome = finished[easy]
             var status = 0
             _ = tandem_curl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
@@ -73,15 +74,15 @@ struct HealthProber: Sendable {
             curl_easy_cleanup(easy)
             let latency = (outcome?.at ?? clock.now) - start
             guard let code = outcome?.code else {
-                results.append(ProbeResult(rank: rank, healthy: false, latency: latency, problem: "probe did not complete"))
+                results.append(ProbeResult(index: index, healthy: false, latency: latency, problem: "probe did not complete"))
                 continue
             }
             if code != CURLE_OK {
-                results.append(ProbeResult(rank: rank, healthy: false, latency: latency, problem: String(cString: curl_easy_strerror(code))))
+                results.append(ProbeResult(index: index, healthy: false, latency: latency, problem: String(cString: curl_easy_strerror(code))))
             } else if status != 200 {
-                results.append(ProbeResult(rank: rank, healthy: false, latency: latency, problem: "HTTP \(status)"))
+                results.append(ProbeResult(index: index, healthy: false, latency: latency, problem: "HTTP \(status)"))
             } else {
-                results.append(ProbeResult(rank: rank, healthy: true, latency: latency, problem: ""))
+                results.append(ProbeResult(index: index, healthy: true, latency: latency, problem: ""))
             }
         }
         return results

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import SystemCalls
 
 /// Copies one worker incarnation's stdout/stderr pipe into its rank's log on a thread of its
 /// own, so a flooding worker only ever blocks itself (on a full pipe), never the supervisor's
@@ -15,15 +16,8 @@ enum LogPump {
                 buffer.deallocate()
                 _ = Glibc.close(fd)
             }
-            while true {
-                let count = read(fd, buffer, capacity)
-                if count > 0 {
-                    log.write(UnsafeRawBufferPointer(start: buffer, count: count))
-                } else if count < 0 && errno == EINTR {
-                    continue
-                } else {
-                    return
-                }
+            while let count = try? systemCall("read", { read(fd, buffer, capacity) }), count > 0 {
+                log.write(UnsafeRawBufferPointer(start: buffer, count: count))
             }
         }
         thread.name = "tandem-log-pump"

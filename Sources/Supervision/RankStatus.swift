@@ -1,4 +1,5 @@
 import FleetPlanning
+import SystemCalls
 
 /// Where a rank is in its life.
 public enum RankPhase: String, Codable, Sendable {
@@ -32,6 +33,10 @@ public struct RankStatus: Codable, Sendable, Equatable {
     public var detail: String?
     /// Seconds until the restart, while backing off.
     public var restartInSeconds: Double?
+    /// Why the rank's output is being dropped instead of written to its log file, while it is
+    /// (the file could not be reopened after a rotation, or a write failed); retried on every
+    /// write.
+    public var logProblem: String?
 }
 
 /// Everything the supervisor tracks about one rank (owned by the Supervisor actor).
@@ -43,25 +48,25 @@ struct RankRuntime {
     var pid: Int32?
     /// Bumped on every spawn, so late probe results of an old incarnation are ignored.
     var incarnation = 0
-    var startedAt: ContinuousClock.Instant
-    var readySince: ContinuousClock.Instant?
+    /// This incarnation's probes: startup grace, failure threshold, stable period.
+    var health: HealthTracker
     var restartAt: ContinuousClock.Instant?
-    var failedProbes = 0
     var probeInFlight = false
     var nextProbeAt: ContinuousClock.Instant
     var killReason: String?
     var restarts = 0
     var lastExit: String?
     var detail: String?
+    /// The log problem last reported to the supervisor's own log (to report changes once).
+    var reportedLogProblem: String?
 
     func status(now: ContinuousClock.Instant) -> RankStatus {
         var restartIn: Double?
         if phase == .backingOff, let at = restartAt {
-            let left = at - now
-            restartIn = max(0, Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18)
+            restartIn = max(0, (at - now).inSeconds)
         }
         return RankStatus(rank: plan.rank, pid: pid.map(Int.init), devices: plan.devices, cpus: plan.cpus,
                           numaNodes: plan.numaNodes, ports: plan.ports, state: phase, restarts: restarts,
-                          lastExit: lastExit, detail: detail, restartInSeconds: restartIn)
+                          lastExit: lastExit, detail: detail, restartInSeconds: restartIn, logProblem: log.problem)
     }
 }

@@ -1,4 +1,5 @@
 import FleetPlanning
+import SystemCalls
 
 /// What to do after a rank died: restart it after a delay, or give up on it.
 public enum RestartDecision: Equatable, Sendable {
@@ -55,7 +56,7 @@ public struct RestartPolicy: Sendable {
 
 /// "8s", "0.5s".
 func seconds(_ duration: Duration) -> String {
-    let value = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    let value = duration.inSeconds
     if value == value.rounded() { return "\(Int(value))s" }
     return "\((value * 10).rounded() / 10)s"
 }

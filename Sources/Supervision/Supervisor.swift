@@ -4,12 +4,15 @@ import Glibc
 import FleetPlanning
 import Foundation
 import Logging
-import Synchronization
+import SystemCalls
 
 /// Runs a FleetPlan: spawns one worker per rank, probes their health, restarts only the
 /// rank that failed (same RankPlan: same ports and devices), reports to systemd, and stops
 /// the fleet on request. All rank state lives in this actor; blocking work (fork, waitpid,
 /// log copying, HTTP probes) happens on threads of its own and reports back here.
+///
+/// Naming: `index` is a rank's position in `ranks` (and in the plan's array); `rank` or
+/// `rankID` is its id as the plan, the logs and `/ranks` name it.
 public actor Supervisor {
     public let plan: FleetPlan
     private var ranks: [RankRuntime]
@@ -35,14 +38,14 @@ public actor Supervisor {
     public init(plan: FleetPlan, logger: Logger) throws(SupervisorError) {
         self.plan = plan
         self.logger = logger
-        metrics = SupervisorMetrics(rankCount: plan.ranks.count)
+        metrics = SupervisorMetrics(rankIDs: plan.ranks.map(\.rank))
         prober = HealthProber(host: plan.host)
         let now = ContinuousClock.now
         var runtimes: [RankRuntime] = []
         for rank in plan.ranks {
             let log = try RankLog(directory: rank.logDirectory, maxBytes: plan.logMaxBytes, backups: plan.logBackups)
             runtimes.append(RankRuntime(plan: rank, log: log, policy: RestartPolicy(settings: plan.restart),
-                                        startedAt: now, nextProbeAt: now))
+                                        health: HealthTracker(settings: plan.health, startedAt: now), nextProbeAt: now))
         }
         ranks = runtimes
         let inherited = ProcessInfo.processInfo.environment
@@ -58,7 +61,6 @@ public actor Supervisor {
     /// Spawns every rank. If one cannot be spawned, the ones already started are stopped
     /// and the error is thrown: a fleet is never left half-started.
     public func start() async throws(SupervisorError) {
-        Self.installReaper(for: self)
         for index in ranks.indices {
             do {
                 try launch(index)
@@ -107,11 +109,12 @@ public actor Supervisor {
         }
         startProbes(now: now)
         for index in ranks.indices where ranks[index].phase == .ready && ranks[index].policy.consecutiveDeaths > 0 {
-            if let since = ranks[index].readySince, now - since >= plan.restart.stablePeriod {
+            if ranks[index].health.isStable(at: now, stablePeriod: plan.restart.stablePeriod) {
                 ranks[index].policy.resetBackoff()
                 ranks[index].log.note("stable for \(seconds(plan.restart.stablePeriod)): backoff reset")
             }
         }
+        reportLogProblems()
         if !announcedReady && ranks.allSatisfy({ $0.phase == .ready }) {
             announcedReady = true
             notifier.ready()
@@ -131,7 +134,7 @@ public actor Supervisor {
     }
 
     private func startProbes(now: ContinuousClock.Instant) {
-        var targets: [(rank: Int, port: Int)] = []
+        var targets: [(index: Int, port: Int)] = []
         var incarnations: [Int: Int] = [:]
         for index in ranks.indices {
             let rank = ranks[index]
@@ -152,34 +155,27 @@ public actor Supervisor {
     private func apply(_ results: [ProbeResult], incarnations: [Int: Int]) {
         let now = clock.now
         for result in results {
-            let index = result.rank
+            let index = result.index
             guard ranks[index].incarnation == incarnations[index] else { continue }
             ranks[index].probeInFlight = false
             guard ranks[index].phase == .starting || ranks[index].phase == .ready else { continue }
             metrics.recordProbe(result.latency)
-            if result.healthy {
-                ranks[index].failedProbes = 0
-                if ranks[index].phase == .starting {
-                    ranks[index].phase = .ready
-                    ranks[index].readySince = now
-                    ranks[index].detail = nil
-                    let took = seconds(now - ranks[index].startedAt)
-                    ranks[index].log.note("ready after \(took)")
-                    logger.info("rank \(index) ready (pid \(ranks[index].pid ?? 0), \(took) after start)")
-                }
+            if !result.healthy { ranks[index].detail = "health check failed: \(result.problem)" }
+            switch ranks[index].health.record(healthy: result.healthy, at: now) {
+            case .becameReady:
+                ranks[index].phase = .ready
+                ranks[index].detail = nil
+                let took = seconds(now - ranks[index].health.startedAt)
+                ranks[index].log.note("ready after \(took)")
+                logger.info("rank \(ranks[index].plan.rank) ready (pid \(ranks[index].pid ?? 0), \(took) after start)")
                 ranks[index].nextProbeAt = now + plan.health.interval
-                continue
-            }
-            ranks[index].detail = "health check failed: \(result.problem)"
-            let inGrace = ranks[index].phase == .starting && now - ranks[index].startedAt < plan.health.startupGrace
-            if inGrace {
+            case .healthy, .failed:
+                ranks[index].nextProbeAt = now + plan.health.interval
+            case .failedInGrace:
                 ranks[index].nextProbeAt = now + startupProbeInterval
-                continue
-            }
-            ranks[index].failedProbes += 1
-            ranks[index].nextProbeAt = now + plan.health.interval
-            if ranks[index].failedProbes >= plan.health.failureThreshold {
-                killUnhealthy(index, reason: "\(ranks[index].failedProbes) failed health checks, last: \(result.problem)")
+            case .unhealthy(let failures):
+                ranks[index].nextProbeAt = now + plan.health.interval
+                killUnhealthy(index, reason: "\(failures) failed health checks, last: \(result.problem)")
             }
         }
         updateMetrics()
@@ -188,10 +184,9 @@ public actor Supervisor {
     private func killUnhealthy(_ index: Int, reason: String) {
         guard let pid = ranks[index].pid else { return }
         ranks[index].phase = .unhealthy
-        ranks[index].readySince = nil
         ranks[index].killReason = reason
         ranks[index].log.note("killing pid \(pid): \(reason)")
-        logger.warning("rank \(index): killing pid \(pid): \(reason)")
+        logger.warning("rank \(ranks[index].plan.rank): killing pid \(pid): \(reason)")
         WorkerProcess.signalGroup(pid, SIGKILL)
     }
 
@@ -202,52 +197,40 @@ public actor Supervisor {
         let (pid, output) = try WorkerProcess.spawn(binary: self.plan.workerBinary, rank: plan,
                                                     environment: workerEnvironment[plan.rank] ?? [:])
         LogPump.start(readingFrom: output, into: ranks[index].log)
+        ChildReaper.watch(pid) { [weak self] exit in
+            guard let self else { return }
+            Task { await self.childExited(pid: pid, exit: exit) }
+        }
         let now = clock.now
         ranks[index].pid = pid
         ranks[index].incarnation += 1
         ranks[index].phase = .starting
-        ranks[index].startedAt = now
-        ranks[index].readySince = nil
+        ranks[index].health = HealthTracker(settings: self.plan.health, startedAt: now)
         ranks[index].restartAt = nil
-        ranks[index].failedProbes = 0
         ranks[index].probeInFlight = false
         ranks[index].nextProbeAt = now
         ranks[index].killReason = nil
         ranks[index].log.note("started pid \(pid): \(self.plan.workerBinary) \(plan.arguments.joined(separator: " "))")
-        logger.info("rank \(index) started, pid \(pid), api port \(plan.ports.api)")
+        logger.info("rank \(plan.rank) started, pid \(pid), api port \(plan.ports.api)")
     }
 
     private func relaunch(_ index: Int) {
         ranks[index].restarts += 1
-        metrics.countRestart(rank: index)
+        metrics.countRestart(index: index)
         do {
             try launch(index)
         } catch {
             ranks[index].log.note(error.description)
             logger.error("\(error.description)")
-            died(index, exitStatus: nil, description: error.description)
+            died(index, exitStatus: nil)
         }
     }
 
-    private static let reaperInstalled = Mutex(false)
-
-    private static func installReaper(for supervisor: Supervisor) {
-        let first = reaperInstalled.withLock { installed in
-            defer { installed = true }
-            return !installed
-        }
-        guard first else { return }
-        ChildReaper.start { [weak supervisor] pid, status in
-            guard let supervisor else { return }
-            Task { await supervisor.childExited(pid: pid, status: status) }
-        }
-    }
-
-    private func childExited(pid: Int32, status: Int32) {
+    private func childExited(pid: Int32, exit: WorkerExit) {
         guard let index = ranks.firstIndex(where: { $0.pid == pid }) else { return }
         ranks[index].pid = nil
         ranks[index].probeInFlight = false
-        var description = WorkerProcess.describe(status: status)
+        var description = exit.description
         if let reason = ranks[index].killReason { description += " (killed by the supervisor: \(reason))" }
         ranks[index].lastExit = description
         ranks[index].log.note("pid \(pid) ended: \(description)")
@@ -255,15 +238,13 @@ public actor Supervisor {
             ranks[index].phase = .stopped
             return
         }
-        logger.warning("rank \(index): pid \(pid) ended: \(description)")
-        let exitStatus: Int? = description.hasPrefix("exit status") ? Int(WorkerProcess.exitStatus(status)) : nil
-        died(index, exitStatus: exitStatus, description: description)
+        logger.warning("rank \(ranks[index].plan.rank): pid \(pid) ended: \(description)")
+        died(index, exitStatus: exit.exitStatus)
         publishStatus()
     }
 
-    private func died(_ index: Int, exitStatus: Int?, description: String) {
+    private func died(_ index: Int, exitStatus: Int?) {
         let now = clock.now
-        ranks[index].readySince = nil
         switch ranks[index].policy.recordDeath(at: now, exitStatus: exitStatus) {
         case .restart(let delay):
             ranks[index].phase = .backingOff
@@ -273,7 +254,7 @@ public actor Supervisor {
             ranks[index].phase = .failed
             ranks[index].detail = reason
             ranks[index].log.note("rank marked failed: \(reason)")
-            logger.error("rank \(index) marked failed: \(reason); the other ranks keep serving")
+            logger.error("rank \(ranks[index].plan.rank) marked failed: \(reason); the other ranks keep serving")
         }
         updateMetrics()
     }
@@ -325,11 +306,27 @@ public actor Supervisor {
             case .unhealthy: parts.append("rank \(rank.plan.rank) unhealthy, restarting")
             case .backingOff:
                 let left = max(.zero, (rank.restartAt ?? now) - now)
-                parts.append("rank \(rank.plan.rank) backing off \(Int((Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18).rounded(.up)))s")
+                parts.append("rank \(rank.plan.rank) backing off \(Int(left.inSeconds.rounded(.up)))s")
             case .failed: parts.append("rank \(rank.plan.rank) failed: \(rank.detail ?? "")")
             }
         }
         return parts.joined(separator: "; ")
+    }
+
+    /// Logs each change of a rank's log problem once: when output starts being dropped, and
+    /// when its log file is written again.
+    private func reportLogProblems() {
+        for index in ranks.indices {
+            let problem = ranks[index].log.problem
+            guard problem != ranks[index].reportedLogProblem else { continue }
+            let rank = ranks[index].plan.rank
+            if let problem {
+                logger.error("rank \(rank): \(problem); its output is dropped, and every write tries again")
+            } else {
+                logger.info("rank \(rank): writing \(ranks[index].log.path) again")
+            }
+            ranks[index].reportedLogProblem = problem
+        }
     }
 
     private func publishStatus() {

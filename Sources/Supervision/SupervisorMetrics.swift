@@ -8,15 +8,17 @@ struct SupervisorMetrics: Sendable {
     private let ranksUp: Gauge
     private let probeLatency: DurationHistogram
 
-    init(rankCount: Int) {
+    /// One series per rank, labelled with its rank id; the other methods take a rank's index
+    /// into `rankIDs`.
+    init(rankIDs: [Int]) {
         let registry = PrometheusCollectorRegistry()
         self.registry = registry
         let upName = MetricNameDescriptor(namespace: "tandem", metricName: "rank_up", unitName: "",
                                           helpText: "1 when the rank passes its health checks, else 0")
         let restartName = MetricNameDescriptor(namespace: "tandem", metricName: "rank_restarts", unitName: "total",
                                                helpText: "Restarts of the rank since the supervisor started")
-        up = (0..<rankCount).map { registry.makeGauge(descriptor: upName, labels: [("rank", "\($0)")]) }
-        restarts = (0..<rankCount).map { registry.makeCounter(descriptor: restartName, labels: [("rank", "\($0)")]) }
+        up = rankIDs.map { registry.makeGauge(descriptor: upName, labels: [("rank", "\($0)")]) }
+        restarts = rankIDs.map { registry.makeCounter(descriptor: restartName, labels: [("rank", "\($0)")]) }
         ranksUp = registry.makeGauge(descriptor: MetricNameDescriptor(
             namespace: "tandem", metricName: "ranks_up", unitName: "", helpText: "Ranks passing their health checks"))
         probeLatency = registry.makeDurationHistogram(
@@ -27,14 +29,14 @@ struct SupervisorMetrics: Sendable {
                       .seconds(2.5), .seconds(5)])
     }
 
-    func setUp(_ upByRank: [Bool]) {
-        for (rank, isUp) in upByRank.enumerated() where rank < up.count {
-            up[rank].set(to: isUp ? 1.0 : 0.0)
+    func setUp(_ upByIndex: [Bool]) {
+        for (index, isUp) in upByIndex.enumerated() where index < up.count {
+            up[index].set(to: isUp ? 1.0 : 0.0)
         }
-        ranksUp.set(to: Double(upByRank.filter { $0 }.count))
+        ranksUp.set(to: Double(upByIndex.filter { $0 }.count))
     }
 
-    func countRestart(rank: Int) { restarts[rank].increment() }
+    func countRestart(index: Int) { restarts[index].increment() }
     func recordProbe(_ latency: Duration) { probeLatency.record(latency) }
     func text() -> String { registry.emitToString() }
 }

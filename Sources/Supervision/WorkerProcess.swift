@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CSpawn
 import FleetPlanning
+import SystemCalls
 
 /// Starting and signalling one worker process (one incarnation of a rank).
 enum WorkerProcess {
@@ -24,8 +25,10 @@ enum WorkerProcess {
     /// pid (also the process group id) and the read end of the worker's output pipe.
     static func spawn(binary: String, rank: RankPlan, environment: [String: String]) throws(SupervisorError) -> (pid: pid_t, output: Int32) {
         var pipeFds: [Int32] = [-1, -1]
-        guard tandem_pipe_cloexec(&pipeFds) == 0 else {
-            throw .spawn(rank: rank.rank, message: "cannot create the log pipe: \(errnoText())")
+        do {
+            _ = try systemCall("pipe2") { tandem_pipe_cloexec(&pipeFds) }
+        } catch {
+            throw .spawn(rank: rank.rank, message: "cannot create the log pipe: \(error.reason)")
         }
         let argv = [binary] + rank.arguments
         let envp = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
@@ -61,23 +64,6 @@ enum WorkerProcess {
     static func signalGroup(_ pid: pid_t, _ signal: Int32) {
         if kill(-pid, signal) != 0 { _ = kill(pid, signal) }
     }
-
-    /// A human description of a raw wait status: "exit status 78", "signal 9 (SIGKILL)".
-    static func describe(status: Int32) -> String {
-        if tandem_exited(status) != 0 { return "exit status \(tandem_exit_status(status))" }
-        if tandem_signaled(status) != 0 {
-            let signal = tandem_term_signal(status)
-            let name = signalNames[signal].map { " (\($0))" } ?? ""
-            return "signal \(signal)\(name)"
-        }
-        return "wait status \(status)"
-    }
-
-    private static let signalNames: [Int32: String] = [
-        SIGHUP: "SIGHUP", SIGINT: "SIGINT", SIGQUIT: "SIGQUIT", SIGILL: "SIGILL", SIGABRT: "SIGABRT",
-        SIGBUS: "SIGBUS", SIGFPE: "SIGFPE", SIGKILL: "SIGKILL", SIGSEGV: "SIGSEGV", SIGPIPE: "SIGPIPE",
-        SIGTERM: "SIGTERM",
-    ]
 }
 
 /// Calls `body` with a NULL-terminated C array of the strings (valid only during the call).
@@ -87,6 +73,45 @@ private func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<Uns
     return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
 }
 
-extension WorkerProcess {
-    static func exitStatus(_ status: Int32) -> Int32 { tandem_exit_status(status) }
+/// How a worker process ended, decoded from its wait status (never from a description).
+public enum WorkerExit: Equatable, Sendable, CustomStringConvertible {
+    /// It called exit: WIFEXITED, with WEXITSTATUS.
+    case exited(status: Int32)
+    /// A signal ended it: WIFSIGNALED, with WTERMSIG.
+    case signaled(signal: Int32)
+    /// A wait status that is neither (not expected from a blocking waitpid).
+    case other(waitStatus: Int32)
+    /// The status could not be collected.
+    case unknown(reason: String)
+
+    public init(waitStatus status: Int32) {
+        if tandem_exited(status) != 0 {
+            self = .exited(status: tandem_exit_status(status))
+        } else if tandem_signaled(status) != 0 {
+            self = .signaled(signal: tandem_term_signal(status))
+        } else {
+            self = .other(waitStatus: status)
+        }
+    }
+
+    /// The status it exited with; nil when it did not exit by itself.
+    public var exitStatus: Int? {
+        if case .exited(let status) = self { Int(status) } else { nil }
+    }
+
+    /// "exit status 78", "signal 9 (SIGKILL)".
+    public var description: String {
+        switch self {
+        case .exited(let status): "exit status \(status)"
+        case .signaled(let signal): "signal \(signal)\(Self.signalNames[signal].map { " (\($0))" } ?? "")"
+        case .other(let status): "wait status \(status)"
+        case .unknown(let reason): "exit not collected (\(reason))"
+        }
+    }
+
+    private static let signalNames: [Int32: String] = [
+        SIGHUP: "SIGHUP", SIGINT: "SIGINT", SIGQUIT: "SIGQUIT", SIGILL: "SIGILL", SIGABRT: "SIGABRT",
+        SIGBUS: "SIGBUS", SIGFPE: "SIGFPE", SIGKILL: "SIGKILL", SIGSEGV: "SIGSEGV", SIGPIPE: "SIGPIPE",
+        SIGTERM: "SIGTERM",
+    ]
 }

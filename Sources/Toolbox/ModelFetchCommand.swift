@@ -1,5 +1,6 @@
 import ArgumentParser
 import Engine
+import ModelStore
 
 /// `tandem model fetch`: downloads the default model if needed and prints its path.
 struct ModelFetchCommand: ParsableCommand {

@@ -1,4 +1,5 @@
 import Glibc
+import SystemCalls
 import Synchronization
 
 /// What the worker's listeners share: when it started, when it counts as loaded, and
@@ -38,15 +39,18 @@ struct HTTPListener: Sendable {
             close(fd)
             throw UsageError(message: "--host needs an IPv4 address, got '\(host)'")
         }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        do {
+            _ = try systemCall("bind") {
+                withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }
             }
-        }
-        guard bound == 0, listen(fd, 128) == 0 else {
-            let reason = String(cString: strerror(errno))
+            _ = try systemCall("listen") { listen(fd, 128) }
+        } catch {
             close(fd)
-            throw UsageError(message: "\(kind) port \(port): \(reason)")
+            throw UsageError(message: "\(kind) port \(port): \(error.reason)")
         }
         return HTTPListener(kind: kind, port: port, fd: fd)
     }
@@ -57,8 +61,7 @@ struct HTTPListener: Sendable {
         startThread {
             while true {
                 if state.hung.load(ordering: .relaxed) { sleepForever() }
-                let client = accept(fd, nil, nil)
-                if client < 0 { continue }
+                guard let client = try? systemCall("accept", { accept(fd, nil, nil) }) else { continue }
                 if state.hung.load(ordering: .relaxed) { sleepForever() }
                 let kind = self.kind
                 startThread { answer(client: client, listenerKind: kind, state: state) }
@@ -100,7 +103,7 @@ private func answer(client: Int32, listenerKind: String, state: WorkerState) {
         body = #"{"error":"not found"}"#
     }
     let response = "HTTP/1.1 \(status)\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
-    writeAll(client, Array(response.utf8))
+    try? writeAll(client, Array(response.utf8))
 }
 
 /// Reads the request head (up to 8 KiB) and returns its first line.
@@ -108,9 +111,8 @@ private func readRequestLine(_ fd: Int32) -> String? {
     var head: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 2048)
     while head.count < 8192 {
-        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if count < 0 && errno == EINTR { continue }
-        if count <= 0 { break }
+        guard let count = try? systemCall("read", { buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) } }),
+              count > 0 else { break }
         head.append(contentsOf: buffer[0..<count])
         if head.count >= 4, head.suffix(from: max(0, head.count - count - 3)).containsEndOfHead { break }
     }

@@ -1,4 +1,5 @@
 import Glibc
+import SystemCalls
 
 /// Runs `body` on its own detached POSIX thread (the worker links nothing but Glibc, so it
 /// starts in milliseconds).
@@ -32,7 +33,12 @@ func sleepSeconds(_ seconds: Double) {
     guard seconds > 0 else { return }
     var request = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))
     var remaining = timespec()
-    while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+    // Interrupted: sleep what is left.
+    _ = try? systemCall("nanosleep") {
+        let result = nanosleep(&request, &remaining)
+        request = remaining
+        return result
+    }
 }
 
 /// Parks the calling thread for good.
@@ -40,23 +46,8 @@ func sleepForever() -> Never {
     while true { sleepSeconds(3600) }
 }
 
-/// Writes all of `bytes` to `fd`, retrying short writes; false when the descriptor fails.
-@discardableResult
-func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-    var offset = 0
-    while offset < bytes.count {
-        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }
-        if written < 0 {
-            if errno == EINTR { continue }
-            return false
-        }
-        offset += written
-    }
-    return true
-}
-
-func writeLine(_ line: String) { writeAll(STDOUT_FILENO, Array((line + "\n").utf8)) }
-func writeError(_ line: String) { writeAll(STDERR_FILENO, Array((line + "\n").utf8)) }
+func writeLine(_ line: String) { try? writeAll(STDOUT_FILENO, Array((line + "\n").utf8)) }
+func writeError(_ line: String) { try? writeAll(STDERR_FILENO, Array((line + "\n").utf8)) }
 
 /// The SIGTERM/SIGINT handler. It lives here, not in main.swift, because a closure written
 /// in top-level code is main-actor isolated and Swift traps when a signal runs it on

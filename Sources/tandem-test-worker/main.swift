@@ -3,6 +3,7 @@
 // (503 while "loading", then 200) and GET /metrics, and misbehaves on request: slow start,
 // crash, exit with a given status, flood its log, or hang.
 import Glibc
+import SystemCalls
 
 // A parent may hand down blocked signals (Foundation's Process does, from a thread that
 // blocks them); a worker that cannot receive SIGTERM would never stop cleanly.
@@ -78,7 +79,7 @@ if faults, options.floodLog {
     startThread {
         let line = Array("tandem-test-worker flood: the quick brown fox jumps over the lazy dog 0123456789\n".utf8)
         let block = Array(repeating: line, count: 64).flatMap { $0 }
-        while writeAll(STDOUT_FILENO, block) {}
+        while (try? writeAll(STDOUT_FILENO, block)) != nil {}
         // stdout is gone (SIGPIPE is ignored so sockets cannot kill us): die like a real
         // process would on a broken log pipe.
         writeError("tandem-test-worker: stdout closed while flooding")

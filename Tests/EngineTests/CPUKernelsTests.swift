@@ -7,7 +7,7 @@ import Testing
 @Suite struct CPUKernelsTests {
     static func benchJSON(_ arguments: [String], environment: [String: String]) throws -> [String: Any]? {
         let output = try TandemProcess.run([
-            "bench", "engine", "--model", DefaultModel.path(), "--prompt-tokens", "8", "--gen-tokens", "2",
+            "bench", "engine", "--model", try defaultModelPath(), "--prompt-tokens", "8", "--gen-tokens", "2",
             "--threads", "2", "--repetitions", "1", "--json",
         ] + arguments, environment: environment)
         #expect(output.status == 0, "\(output.stderr)")

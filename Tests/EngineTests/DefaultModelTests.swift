@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 import Engine
+import ModelStore
 
 @Suite struct DefaultModelTests {
     @Test func cacheFolderRule() {
@@ -23,8 +24,7 @@ import Engine
     /// With the model already in the cache (a symlink to the real one), fetch downloads
     /// nothing: PATH holds no python3, so any download attempt would fail.
     @Test func presentModelIsNotFetched() throws {
-        let real = DefaultModel.path()
-        try #require(DefaultModel.isPresent(), "the default model must be in the cache (scripts/fetch-model.sh)")
+        let real = try defaultModelPath()
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dm-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try FileManager.default.createDirectory(atPath: folder + "/models", withIntermediateDirectories: true)

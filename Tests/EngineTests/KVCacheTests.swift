@@ -36,6 +36,26 @@ import Testing
         #expect(value == key.map { -$0 })
     }
 
+    @Test func float16CacheStoresHalvesAndReadsThemBack() throws {
+        let layout = KVCacheLayout(layers: 2, kvHeads: 2, headDim: 4, blockSize: 4, numBlocks: 3, dataType: .float16)
+        #expect(layout.bytesPerLayerBlock == 2 * 2 * 4 * 4 * 2)
+        let cache = try KVCache(layout: layout)
+        let table: [Int32] = [1, 2]
+        // 0.1 is not a half: it reads back rounded to nearest (0.0999755859375).
+        let key: [Float] = [0, 1.5, -2, 65504, 0.1, -0.25, 1e-6, 3]
+        let value = key.map { -$0 }
+        cache.write(layer: 1, position: 6, blockTable: table, key: key, value: value)
+        var readKey = [Float](repeating: 0, count: 8), readValue = readKey
+        cache.read(layer: 1, position: 6, blockTable: table, key: &readKey, value: &readValue)
+        let expected: [Float] = [0, 1.5, -2, 65504, 0.0999755859375, -0.25, Float(Float16(1e-6)), 3]
+        #expect(readKey == expected)
+        #expect(readValue == expected.map { -$0 })
+        // Position 6 is block table[1] = 2, slot 2; head 0, dimension 1 is key[1] = 1.5 (0x3E00).
+        let block = cache.blockBytes(layer: 1, block: 2).bindMemory(to: UInt16.self)
+        #expect(block.count == 2 * 2 * 4 * 4)
+        #expect(block[1 * 4 + 2] == 0x3E00)
+    }
+
     @Test func badLayoutsAreErrors() {
         #expect(throws: EngineError.invalidCacheLayout("block size 0 is outside 1...256")) {
             try KVCache(layout: KVCacheLayout(layers: 1, kvHeads: 1, headDim: 4, blockSize: 0, numBlocks: 1))

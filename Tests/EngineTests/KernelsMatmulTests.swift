@@ -1,6 +1,7 @@
 import CKernels
 import Foundation
 import Testing
+import TestSupport
 
 /// tk_matmul against a float64 product of tk_dequantize_row'd weights and the f32 activations.
 ///
@@ -12,9 +13,29 @@ import Testing
 @Suite struct KernelsMatmulTests {
     static let quantizedTypes: [KernelType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
     static let floatTypes: [KernelType] = [.f32, .f16, .bf16]
-    /// Every kernel set this CPU runs (the AVX2 path in both of its product variants).
-    static let backends: [String] = ["portable", "avx2-maddubs", "avx2-vnni", "avx512-vnni"].filter { (name: String) in
-        tk_cpu_supports_path(name) == 1
+    /// CKernels' SIMD paths, best last, with the CPU features each needs (as its dispatch in
+    /// matmul.c checks them, named as /proc/cpuinfo lists them). A new path is one line here.
+    /// The AVX2 path comes in two product variants: vpmaddubsw, and AVX-VNNI where the CPU has it.
+    static let simdBackends: [(name: String, cpuFlags: [String])] = [
+        ("avx2-maddubs", ["avx2", "fma", "f16c"]),
+        ("avx2-vnni", ["avx2", "fma", "f16c", "avx_vnni"]),
+        ("avx512-vnni", ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni", "avx2", "f16c", "fma"]),
+    ]
+
+    /// The flags of this CPU in /proc/cpuinfo.
+    static let cpuFlags: Set<String> = {
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let line = cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") } ?? ""
+        return Set(line.split(separator: " ").map(String.init))
+    }()
+
+    /// Every kernel path this CPU can run: the portable C, then each SIMD path it supports.
+    static let backends = ["portable"] + simdBackends.filter { $0.cpuFlags.allSatisfy(cpuFlags.contains) }.map(\.name)
+
+    /// Fails unless the products ran on every path this CPU supports: a machine with AVX-512
+    /// whose tests exercised only the portable C proves nothing about the SIMD kernels.
+    static func expectEveryBackendRan(_ ran: Set<String>, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(ran == Set(backends), "\(what) ran on \(ran.sorted()) but this CPU supports \(backends)", sourceLocation: sourceLocation)
     }
 
     /// Row lengths k to test: an odd block count (padding), and one above 64 blocks (two staged
@@ -28,8 +49,10 @@ import Testing
         let pool = try #require(tk_pool_create(2))
         defer { tk_pool_destroy(pool) }
         // n = 37: not a multiple of the thread count, the 4-row tile or the 16-row chunk.
+        var ran: Set<String> = []
         for backend in Self.backends {
-            #expect(tk_pool_set_backend(pool, backend) == 0)
+            try #require(tk_pool_set_backend(pool, backend) == 0, "CKernels refuses the \(backend) kernels")
+            ran.insert(backend)
             for k in Self.rowLengths(type) {
                 var rng = KernelsRng(seed: UInt64(Int(type.rawValue) * 1000 + k))
                 let n = 37
@@ -46,6 +69,7 @@ import Testing
                 }
             }
         }
+        Self.expectEveryBackendRan(ran, "\(type) products")
     }
 
     /// Batch invariance: a row's result does not depend on how many other rows share the
@@ -55,8 +79,10 @@ import Testing
     func eachRowEqualsItsProductAlone(type: KernelType) throws {
         let pool = try #require(tk_pool_create(2))
         defer { tk_pool_destroy(pool) }
+        var ran: Set<String> = []
         for backend in Self.backends {
-            #expect(tk_pool_set_backend(pool, backend) == 0)
+            try #require(tk_pool_set_backend(pool, backend) == 0, "CKernels refuses the \(backend) kernels")
+            ran.insert(backend)
             for k in Self.rowLengths(type) {
                 var rng = KernelsRng(seed: UInt64(Int(type.rawValue) * 7 + k))
                 let n = 37, m = 70 // fused up to 16 rows, staged above; 70 spans two 64-row blocks
@@ -74,11 +100,12 @@ import Testing
                 for (start, count) in [(0, 1), (5, 1), (69, 1), (3, 4), (10, 17), (0, 16)] {
                     let some = product(x[(start * k)..<((start + count) * k)])
                     let same = Array(all[(start * n)..<((start + count) * n)])
-                    let differing = zip(some, same).filter { $0.0.bitPattern != $0.1.bitPattern }.count
-                    #expect(differing == 0, "\(type) \(backend) k=\(k): rows \(start)..<\(start + count) alone differ from the same rows among \(m) in \(differing) of \(some.count) values")
+                    let difference = bitwiseDifference(some, same)
+                    #expect(difference == nil, "\(type) \(backend) k=\(k): rows \(start)..<\(start + count) alone against the same rows among \(m): \(difference ?? "")")
                 }
             }
         }
+        Self.expectEveryBackendRan(ran, "\(type) batch invariance")
     }
 
     @Test(arguments: [KernelType.q4_1, .q8_0, .q6_K, .f16])
@@ -97,8 +124,9 @@ import Testing
             #expect(tk_matmul(two, type.rawValue, wp.baseAddress, Int64(n), Int64(k), x, Int64(m), &y2) == 0)
             #expect(tk_matmul(nil, type.rawValue, wp.baseAddress, Int64(n), Int64(k), x, Int64(m), &yNil) == 0)
         }
-        #expect(y1 == y2)
-        #expect(y1 == yNil)
+        let twoThreads = bitwiseDifference(y2, y1), noPool = bitwiseDifference(yNil, y1)
+        #expect(twoThreads == nil, "two threads against one: \(twoThreads ?? "")")
+        #expect(noPool == nil, "no pool against one thread: \(noPool ?? "")")
     }
 
     @Test func rejectsUnsupportedTypesAndShapes() throws {
@@ -148,13 +176,14 @@ import Testing
         let x = (0..<(m * k)).map { _ in Float(rng.unit()) }
         var results: [String: [Float]] = [:]
         for backend in Self.backends {
-            #expect(tk_pool_set_backend(pool, backend) == 0)
+            try #require(tk_pool_set_backend(pool, backend) == 0, "CKernels refuses the \(backend) kernels")
             #expect(String(cString: tk_pool_backend(pool)) == backend)
             var y = [Float](repeating: .nan, count: m * n)
             let rc = w.withUnsafeBytes { wp in tk_matmul(pool, type.rawValue, wp.baseAddress, Int64(n), Int64(k), x, Int64(m), &y) }
             #expect(rc == 0)
             results[backend] = y
         }
+        Self.expectEveryBackendRan(Set(results.keys), "\(type) path agreement")
         let portable = try #require(results["portable"]).map(Double.init)
         for (backend, y) in results {
             let difference = kernelsRelativeL2(y, portable)
@@ -165,24 +194,25 @@ import Testing
         }
     }
 
-    /// The kernel sets this CPU runs follow /proc/cpuinfo, and `auto` picks the fastest.
-    @Test func backendsMatchTheCPU() throws {
-        guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
-        else { return }
-        let flags = Set(flagsLine.split(separator: " ").map(String.init))
-        let avx2 = ["avx2", "fma", "f16c"].allSatisfy(flags.contains)
-        let avx512 = avx2 && ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni"].allSatisfy(flags.contains)
-        #expect((tk_cpu_supports_path("avx512") == 1) == avx512)
-        #expect((tk_cpu_supports_path("avx2") == 1) == avx2)
-        #expect((tk_cpu_supports_path("avx2-vnni") == 1) == (avx2 && flags.contains("avx_vnni")))
+    /// CKernels' dispatch picks the best path this CPU supports (the last of `backends`), its
+    /// own CPU checks agree with the table, a pool can be set to every supported path, and
+    /// `auto` picks the fastest; an unsupported path is refused.
+    @Test func dispatchPicksTheBestPathThisCPUSupports() throws {
+        try #require(!Self.cpuFlags.isEmpty, "no CPU flags in /proc/cpuinfo")
+        let chosen = String(cString: tk_cpu_backend())
+        #expect(chosen == Self.backends.last, "CKernels chose \(chosen) where this CPU's best known path is \(Self.backends.last!) (a new path goes into simdBackends)")
+        for (name, _) in Self.simdBackends {
+            #expect((tk_cpu_supports_path(name) == 1) == Self.backends.contains(name), "\(name)")
+        }
+        #expect((tk_cpu_supports_path("avx512") == 1) == Self.backends.contains("avx512-vnni"))
+        #expect((tk_cpu_supports_path("avx2") == 1) == Self.backends.contains("avx2-maddubs"))
         #expect(tk_cpu_supports_path("portable") == 1 && tk_cpu_supports_path("auto") == 1)
         #expect(tk_cpu_supports_path("avx3") == -1)
         let pool = try #require(tk_pool_create(1))
         defer { tk_pool_destroy(pool) }
+        for backend in Self.backends { #expect(tk_pool_set_backend(pool, backend) == 0, "\(backend)") }
         #expect(tk_pool_set_backend(pool, "auto") == 0)
-        let best = String(cString: tk_pool_backend(pool))
-        #expect(best == (avx512 ? "avx512-vnni" : avx2 ? (flags.contains("avx_vnni") ? "avx2-vnni" : "avx2-maddubs") : "portable"))
+        #expect(String(cString: tk_pool_backend(pool)) == Self.backends.last)
         for path in ["avx512", "avx2"] where tk_cpu_supports_path(path) == 0 {
             #expect(tk_pool_set_backend(pool, path) == -1)
         }

@@ -1,11 +1,12 @@
 import CKernels
 import Testing
+import TestSupport
 
 @Suite struct KernelsPoolTests {
     /// Every thread index runs exactly once per tk_pool_run, with the right thread count,
     /// over many back-to-back jobs (workers spinning) and after the workers fell asleep.
     @Test(arguments: [1, 2, 3])
-    func runCallsEveryThreadOnce(threads: Int32) async throws {
+    func runCallsEveryThreadOnce(threads: Int32) throws {
         let pool = try #require(tk_pool_create(threads))
         defer { tk_pool_destroy(pool) }
         #expect(tk_pool_threads(pool) == threads)
@@ -21,7 +22,7 @@ import Testing
             if Int64(nth) == c[0] && ith >= 0 && ith < nth { c[2 + Int(ith)] += 1 } else { c[1] += 1 }
         }
         for _ in 0..<1_000 { tk_pool_run(pool, fn, counts) }
-        try await Task.sleep(for: .milliseconds(50)) // past the spin window: workers sleep
+        #expect(waitUntil { tk_pool_sleeping_workers(pool) == threads - 1 }, "workers still spinning") // past their spin: asleep
         for _ in 0..<10 { tk_pool_run(pool, fn, counts) }
         for ith in 0..<Int(threads) { #expect(counts[2 + ith] == 1_010, "thread \(ith)") }
         #expect(counts[1] == 0)

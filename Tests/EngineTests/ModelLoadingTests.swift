@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import GGUF
 import Testing
+import ModelStore
 
 /// What the loader reads from a GGUF file, and the errors for files it cannot use.
 @Suite struct ModelLoadingTests {
@@ -17,7 +18,7 @@ import Testing
     }
 
     @Test func configOfTheDefaultModel() throws {
-        let weights = try ModelWeights(path: DefaultModel.path())
+        let weights = try ModelWeights(path: defaultModelPath())
         let c = weights.config
         #expect(c == ModelConfig(architecture: .llama, layerCount: 30, hiddenSize: 576, headCount: 9, kvHeadCount: 3,
                                  headDim: 64, ffnSize: 1536, vocabSize: 49152, contextLength: 8192,

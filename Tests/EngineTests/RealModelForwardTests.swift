@@ -1,11 +1,12 @@
 import Engine
 import Foundation
 import Testing
+import ModelStore
 
 /// The real SmolLM2 file through the forward pass alone (token ids from its vocabulary).
 @Suite struct RealModelForwardTests {
     @Test func capitalOfFranceIsParis() throws {
-        let weights = try ModelWeights(path: DefaultModel.path())
+        let weights = try ModelWeights(path: defaultModelPath())
         let transformer = Transformer(weights: weights, backend: try CPUBackend(threads: 2))
         let cache = try transformer.makeCache(numBlocks: 4)
         // "The", " capital", " of", " France", " is" in SmolLM2's vocabulary.

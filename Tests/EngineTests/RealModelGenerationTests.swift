@@ -3,11 +3,12 @@ import Foundation
 import GGUF
 import Testing
 import Tokenization
+import ModelStore
 
 /// The real SmolLM2 file end to end: tokenizer, chat template, generation, the CLI.
 @Suite(.serialized) struct RealModelGenerationTests {
     @Test func greedyCompletionOfTheCapitalOfFranceIsParis() throws {
-        let generator = try Generator(modelPath: DefaultModel.path(), threads: 2)
+        let generator = try Generator(modelPath: defaultModelPath(), threads: 2)
         let tokens = generator.tokens(forPrompt: "The capital of France is", rendered: false)
         #expect(tokens == [504, 3575, 282, 4649, 314])
         var streamed = ""
@@ -19,7 +20,7 @@ import Tokenization
     }
 
     @Test func chatRequestRendersTheExactChatMLPrompt() throws {
-        let generator = try Generator(modelPath: DefaultModel.path(), threads: 1)
+        let generator = try Generator(modelPath: defaultModelPath(), threads: 1)
         let prompt = try generator.chatPrompt(
             [ChatMessage(role: "system", content: "Be brief."), ChatMessage(role: "user", content: "What is 2+2?")],
             template: try generator.modelChatTemplate())
@@ -30,7 +31,7 @@ import Tokenization
     }
 
     @Test func chatGenerationStopsAtEndOfTurn() throws {
-        let generator = try Generator(modelPath: DefaultModel.path(), threads: 2)
+        let generator = try Generator(modelPath: defaultModelPath(), threads: 2)
         let prompt = try generator.chatPrompt([ChatMessage(role: "user", content: "Say hello.")],
                                               template: try generator.modelChatTemplate())
         let result = try generator.generate(promptTokens: generator.tokens(forPrompt: prompt, rendered: true),
@@ -41,7 +42,7 @@ import Tokenization
 
     @Test func generateCommandPrintsOnlyTheCompletion() throws {
         let output = try TandemProcess.run([
-            "generate", "--model", DefaultModel.path(), "--prompt", "The capital of France is",
+            "generate", "--model", try defaultModelPath(), "--prompt", "The capital of France is",
             "--max-tokens", "2", "--threads", "2",
         ])
         #expect(output.status == 0)
@@ -49,7 +50,7 @@ import Tokenization
     }
 
     @Test func truncatedModelIsAClearError() throws {
-        let source = try Data(contentsOf: URL(fileURLWithPath: DefaultModel.path()))
+        let source = try Data(contentsOf: URL(fileURLWithPath: try defaultModelPath()))
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-truncated-\(UUID().uuidString).gguf").path
         try source.prefix(1_000_000).write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -70,7 +71,7 @@ import Tokenization
         var output = try TandemProcess.run(["generate", "--model", "/nonexistent/model.gguf", "--prompt", "hi"])
         #expect(output.status != 0)
         #expect(output.stderr == "Error: model file not found: /nonexistent/model.gguf\n")
-        output = try TandemProcess.run(["generate", "--model", DefaultModel.path(), "--prompt", "hi", "--max-tokens", "0"])
+        output = try TandemProcess.run(["generate", "--model", try defaultModelPath(), "--prompt", "hi", "--max-tokens", "0"])
         #expect(output.status != 0)
         #expect(output.stderr.hasPrefix("Error: --max-tokens must be at least 1"))
         output = try TandemProcess.run(["bench", "engine", "--batch", "0"])
@@ -80,7 +81,7 @@ import Tokenization
 
     @Test func benchEngineJSONHasTheFigures() throws {
         let output = try TandemProcess.run([
-            "bench", "engine", "--model", DefaultModel.path(), "--prompt-tokens", "32", "--gen-tokens", "4",
+            "bench", "engine", "--model", try defaultModelPath(), "--prompt-tokens", "32", "--gen-tokens", "4",
             "--batch", "3", "--threads", "2", "--repetitions", "1", "--json",
         ])
         #expect(output.status == 0)
@@ -99,8 +100,8 @@ import Tokenization
     func everyFlagOfTheHelpIsInTheManPage(command: [String]) throws {
         let help = try TandemProcess.run(command + ["--help"])
         #expect(help.status == 0)
-        let manPath = URL(fileURLWithPath: TandemProcess.executable).deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Man/tandem.1").path
+        let manPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Man/tandem.1").path
         let man = try String(contentsOfFile: manPath, encoding: .utf8).replacingOccurrences(of: "\\-", with: "-")
         let flags = Set(help.stdout.matches(of: /--[a-z][a-z-]*/).map { String($0.output) })
         #expect(!flags.isEmpty)

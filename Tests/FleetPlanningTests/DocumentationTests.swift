@@ -21,9 +21,7 @@ private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathCompon
     }
 
     @Test func everyFlagOfTheTestWorkerIsInItsManPage() throws {
-        let worker = URL(fileURLWithPath: FleetPlanner.runningExecutablePath()).deletingLastPathComponent()
-            .appendingPathComponent("tandem-test-worker").path
-        let result = try runProcess(worker, ["--help"])
+        let result = try runProcess(try BuiltProducts.path("tandem-test-worker"), ["--help"])
         #expect(result.status == 0)
         let help = result.stdout
         let flags = Set(help.matches(of: /--[a-z][a-z-]*[a-z]/).map { String($0.output) })

@@ -71,29 +71,3 @@ func expectPlanningError(_ message: String, _ arguments: [String], planner: Flee
     let parsed = try options(arguments)
     #expect(throws: PlanningError(message), sourceLocation: sourceLocation) { try planner.plan(parsed) }
 }
-
-/// A TCP socket listening on 127.0.0.1 at a kernel-chosen port, held until closed:
-/// another process's port, as far as the planner can tell.
-final class HeldPort {
-    let fd: Int32
-    let port: Int
-
-    init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        self.fd = fd
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && listen(fd, 8) == 0 && getsockname(fd, $0, &length) == 0
-            }
-        }
-        guard ok else { throw PlanningError("test could not hold a port") }
-        port = Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    deinit { close(fd) }
-}

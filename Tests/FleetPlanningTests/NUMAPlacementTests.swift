@@ -1,4 +1,5 @@
 import FleetPlanning
+import Foundation
 import Testing
 
 /// A fake two-node machine: node 0 has CPUs 0-3, node 1 has CPUs 4-7.
@@ -99,15 +100,78 @@ import Testing
     }
 }
 
-/// The live machine through libnuma and sysfs: planning must agree with the kernel's view.
+/// The live machine: its allowed CPUs and NUMA nodes as the kernel reports them, through the
+/// planner in CPU mode. What each rank gets is derived from those, so the test holds on a
+/// 2-core and on a 64-core host, with one NUMA node or several.
 @Suite struct LiveTopologyTests {
-    @Test func liveCPUModePlanUsesOnlyAllowedCPUs() throws {
-        let fleet = try FleetPlanner(environment: [:], executablePath: "/usr/bin/multi-api-server")
-            .plan(options(["--num-servers", "1", "--numa-bind", "none"]))
-        let allowed = HostSystem.live.allowedCPUs()
+    /// This process's allowed CPUs as the kernel reports them in /proc/self/status, read
+    /// independently of the planner (which asks sched_getaffinity through libnuma).
+    static func kernelAllowedCPUs() throws -> [Int] {
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") })
+        return try #require(CPUList.parse(String(line.dropFirst("Cpus_allowed_list:".count))))
+    }
+
+    /// The live NUMA nodes and their CPUs from sysfs (none where the kernel shows none).
+    static func liveNodes() -> [Int: [Int]] {
+        let folder = "/sys/devices/system/node"
+        var nodes: [Int: [Int]] = [:]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where entry.hasPrefix("node") {
+            guard let node = Int(entry.dropFirst(4)),
+                  let text = try? String(contentsOfFile: "\(folder)/\(entry)/cpulist", encoding: .utf8),
+                  let cpus = CPUList.parse(text) else { continue }
+            nodes[node] = cpus
+        }
+        return nodes
+    }
+
+    /// The live host without its GPUs: a root holding only a link to the live NUMA nodes, the
+    /// live allowed CPUs and libnuma, so the planner is in CPU mode on any machine.
+    static func withLiveCPUsAndNodes(_ body: (FleetPlanner) throws -> Void) throws {
+        let root = NSTemporaryDirectory() + "tandem-live-host-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/sys/devices/system", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: root + "/sys/devices/system/node",
+                                                   withDestinationPath: "/sys/devices/system/node")
+        let system = HostSystem(root: root, allowedCPUs: HostSystem.live.allowedCPUs, usesLibnuma: true)
+        try body(planner(system))
+    }
+
+    @Test func theLiveAllowedCPUsAreTheKernels() throws {
+        let allowed = try Self.kernelAllowedCPUs()
         #expect(!allowed.isEmpty)
-        if fleet.ranks[0].devices.isEmpty {
-            #expect(fleet.ranks[0].cpus == allowed)
+        #expect(HostSystem.live.allowedCPUs() == allowed)
+    }
+
+    /// One rank, two, and one per allowed CPU: disjoint shares of the allowed CPUs, as even as
+    /// possible; with `auto`, each rank's CPUs on the nodes its memory is bound to.
+    @Test(arguments: ["none", "auto"])
+    func cpuRanksShareTheLiveAllowedCPUs(bind: String) throws {
+        let allowed = try Self.kernelAllowedCPUs()
+        let nodes = Self.liveNodes()
+        let nodeOf = Dictionary(nodes.flatMap { node, cpus in cpus.map { ($0, node) } }, uniquingKeysWith: min)
+        try Self.withLiveCPUsAndNodes { planner in
+            for ranks in Set([1, 2, allowed.count]).sorted() where ranks <= allowed.count {
+                let fleet = try planner.plan(options(["--num-servers", "\(ranks)", "--numa-bind", bind]))
+                let shares = try fleet.ranks.map { rank in try #require(rank.cpus, "rank \(rank.rank) of \(ranks) is not pinned") }
+                #expect(shares.allSatisfy { !$0.isEmpty }, "\(ranks) ranks: \(shares)")
+                #expect(Set(shares.joined()).count == shares.joined().count, "\(ranks) ranks share a CPU: \(shares)")
+                #expect(Set(shares.joined()).isSubset(of: allowed), "\(ranks) ranks: \(shares) outside \(allowed)")
+                let placedOnNodes = bind == "auto" && nodes.values.contains { !Set($0).isDisjoint(with: allowed) }
+                if !placedOnNodes {
+                    // The allowed CPUs in order, cut into contiguous shares whose sizes differ by at most one.
+                    #expect(fleet.ranks.allSatisfy { $0.numaNodes == nil })
+                    #expect(Array(shares.joined()) == allowed, "\(ranks) ranks: \(shares)")
+                    #expect(shares.map(\.count).max()! - shares.map(\.count).min()! <= 1, "\(ranks) ranks: \(shares)")
+                    continue
+                }
+                for (rank, share) in zip(fleet.ranks, shares) {
+                    let boundNodes = try #require(rank.numaNodes, "rank \(rank.rank) of \(ranks) has no memory binding")
+                    #expect(Set(boundNodes).isSubset(of: nodes.keys), "rank \(rank.rank): nodes \(boundNodes) of \(nodes.keys.sorted())")
+                    #expect(share.allSatisfy { nodeOf[$0].map(boundNodes.contains) == true },
+                            "rank \(rank.rank) of \(ranks): CPUs \(share) outside its nodes \(boundNodes)")
+                }
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 import FleetPlanning
 import Testing
+import TestSupport
 
 @Suite struct PortValidationTests {
     let host: FakeHost
@@ -83,9 +84,7 @@ import Testing
 
     @Test func aPortHeldByAnotherSocketIsInUse() throws {
         let held = try HeldPort()
-        let free = try HeldPort()
-        let freePort = free.port
-        _ = consume free // closed: free again
+        let freePort = try freeLoopbackPort()
         try expectPlanningError("rank 1 api port \(held.port) is already in use",
                                 ["--num-servers", "2", "--ports", "\(freePort),\(held.port)"], planner: livePlanner())
         try expectPlanningError("rank 0 engine-worker-queue port \(held.port) is already in use",

@@ -1,91 +1,80 @@
 import FleetPlanning
 import Foundation
 import Glibc
+import SystemCalls
 import Testing
+import TestSupport
 
 /// The stand-in worker (`tandem-test-worker`) that the supervisor's tests spawn: it must
-/// honour the flags the planner produces and its fault controls. It is built next to this
-/// test bundle.
+/// honour the flags the planner produces and its fault controls.
 @Suite(.serialized) struct TestWorkerTests {
-    let binary = URL(fileURLWithPath: FleetPlanner.runningExecutablePath()).deletingLastPathComponent()
-        .appendingPathComponent("tandem-test-worker").path
-
     func start(_ arguments: [String], rank: Int? = nil) throws -> Child {
         var environment = ProcessInfo.processInfo.environment
         environment["TANDEM_RANK"] = rank.map(String.init)
-        return try Child(binary, arguments, environment: environment)
+        return try Child(try BuiltProducts.path("tandem-test-worker"), arguments, environment: environment)
     }
 
-    func freePorts(_ count: Int) throws -> [Int] {
-        let fleet = try FleetPlanner(system: HostSystem(root: "/nonexistent", allowedCPUs: { Array(0..<count) }), environment: [:],
-                                     executablePath: "/usr/bin/multi-api-server")
-            .plan(SupervisorOptions.parse(["--worker-binary", "/bin/true", "--num-servers", String(count), "--numa-bind", "none"]))
-        return fleet.ranks.map(\.ports.api)
+    /// The status of GET `path`, or nil when nothing answers in time.
+    func status(_ port: Int, _ path: String, timeout: Duration = .seconds(2)) -> Int? {
+        httpGet(port: port, path: path, timeout: timeout)?.status
     }
 
-    /// GET over a plain socket; the status code, or nil when nothing answers in time.
-    func status(_ port: Int, _ path: String, timeout: Int = 2) -> Int? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var limit = timeval(tv_sec: timeout, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { return nil }
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
-        _ = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        var buffer = [UInt8](repeating: 0, count: 512)
-        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard count > 12 else { return nil }
-        return Int(String(decoding: buffer[9..<12], as: UTF8.self))
+    /// Waits until GET /health answers `expected` (nil: does not answer).
+    func waitForStatus(_ port: Int, _ expected: Int?) -> Bool {
+        waitUntil { status(port, "/health", timeout: .seconds(1)) == expected }
     }
 
-    func waitForStatus(_ port: Int, _ expected: Int?, within seconds: Double) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if status(port, "/health", timeout: 1) == expected { return true }
-            usleep(20_000)
-        }
-        return false
-    }
-
-    @Test func servesHealthAfterItsStartupDelayAndBindsEveryPort() throws {
-        let ports = try freePorts(7)
+    /// Loading (503) for as long as the delay lasts, here longer than any test, with every
+    /// port bound.
+    @Test func loadsDuringItsStartupDelayAndBindsEveryPort() throws {
+        let ports = try freeLoopbackPorts(7)
         let worker = try start(["--port", "\(ports[0])", "--metrics-port", "\(ports[1])", "--engine-worker-queue-port", "\(ports[2])",
                                 "--cache-queue-port", "\(ports[3])", "--pd-comm-port", "\(ports[4])",
                                 "--rdma-comm-ports", "\(ports[5]),\(ports[6])", "--local-data-parallel-id", "0",
-                                "--startup-delay", "0.5"])
+                                "--startup-delay", "3600"])
         defer { _ = worker.stop() }
-        #expect(waitForStatus(ports[0], 503, within: 2))
-        #expect(waitForStatus(ports[0], 200, within: 2))
+        #expect(waitForStatus(ports[0], 503))
         #expect(status(ports[1], "/metrics") == 200)
         #expect(status(ports[0], "/nothing") == 404)
         let prober = PortProber.live(host: "127.0.0.1")
         #expect(ports.allSatisfy { !prober.isFree($0) })
     }
 
+    /// Healthy (200) once the delay is over, and not before: no answer received sooner than
+    /// the delay after the start is 200 (the worker's clock starts after ours).
+    @Test func servesHealthOnceItsStartupDelayIsOver() throws {
+        let port = try freeLoopbackPort()
+        let delay: Duration = .milliseconds(500)
+        let started = ContinuousClock.now
+        let worker = try start(["--port", "\(port)", "--startup-delay", "0.5"])
+        defer { _ = worker.stop() }
+        var early: [Duration] = []
+        let healthy = waitUntil {
+            let answer = status(port, "/health", timeout: .seconds(1))
+            if answer == 200, ContinuousClock.now - started < delay { early.append(ContinuousClock.now - started) }
+            return answer == 200
+        }
+        #expect(healthy)
+        #expect(early.isEmpty, "healthy \(early) after the start, before its \(delay) delay")
+    }
+
     /// Repeated because the signal lands on whichever thread is running; a handler that
     /// only works on the main thread fails some of the time.
     @Test func sigtermExitsZero() throws {
         for _ in 0..<8 {
-            let port = try freePorts(1)[0]
-            let worker = try start(["--port", "\(port)", "--metrics-port", "\(try freePorts(1)[0])"])
-            #expect(waitForStatus(port, 200, within: 2))
+            let port = try freeLoopbackPort()
+            let worker = try start(["--port", "\(port)", "--metrics-port", "\(try freeLoopbackPort())"])
+            #expect(waitForStatus(port, 200))
             #expect(worker.stop() == .exited(0))
         }
     }
 
     @Test func aFloodingWorkerStillAnswers() throws {
-        let port = try freePorts(1)[0]
+        let port = try freeLoopbackPort()
         let flooding = try start(["--port", "\(port)", "--flood-log"])
         defer { _ = flooding.stop() }
         for _ in 0..<5 {
-            #expect(waitForStatus(port, 200, within: 2))
+            #expect(waitForStatus(port, 200))
         }
         #expect(flooding.isRunning)
     }
@@ -96,20 +85,26 @@ import Testing
         let told = try start(["--exit-code", "3"])
         #expect(told.wait() == .exited(3))
         // --fault-rank limits faults to one rank.
-        let port = try freePorts(1)[0]
+        let port = try freeLoopbackPort()
         let spared = try start(["--port", "\(port)", "--exit-code", "3", "--fault-rank", "1"], rank: 0)
         defer { _ = spared.stop() }
-        #expect(waitForStatus(port, 200, within: 2))
+        #expect(waitForStatus(port, 200))
     }
 
     @Test func crashAndHangFaults() throws {
         let crashing = try start(["--crash-after", "0.2"])
         #expect(crashing.wait() == .exited(1))
-        let port = try freePorts(1)[0]
-        let hanging = try start(["--port", "\(port)", "--hang-after", "0.3"])
+        // Serving until the hang (here later than any test), then silent but alive.
+        let port = try freeLoopbackPort()
+        let later = try start(["--port", "\(port)", "--hang-after", "3600"])
+        defer { _ = later.stop() }
+        #expect(waitForStatus(port, 200))
+        let hangingPort = try freeLoopbackPort()
+        let hanging = try start(["--port", "\(hangingPort)", "--hang-after", "0.3"])
         defer { _ = hanging.stop() }
-        #expect(waitForStatus(port, 200, within: 2))
-        #expect(waitForStatus(port, nil, within: 3))
+        // Listening (bound) yet not answering: connections are accepted by the kernel, no reply comes.
+        #expect(waitUntil { !PortProber.live(host: "127.0.0.1").isFree(hangingPort) })
+        #expect(waitForStatus(hangingPort, nil))
         #expect(hanging.isRunning)
     }
 }
@@ -158,9 +153,7 @@ final class Child {
 
     private func reap(options: Int32) -> End? {
         var status: Int32 = 0
-        var result: pid_t
-        repeat { result = waitpid(pid, &status, options) } while result < 0 && errno == EINTR
-        guard result == pid else { return nil }
+        guard let result = try? systemCall("waitpid", { waitpid(pid, &status, options) }), result == pid else { return nil }
         let reaped: End = status & 0x7f == 0 ? .exited((status >> 8) & 0xff) : .signaled(status & 0x7f)
         end = reaped
         return reaped

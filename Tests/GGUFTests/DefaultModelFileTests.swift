@@ -1,11 +1,12 @@
-import Engine
+import ModelStore
 import Testing
 import GGUF
+import TestSupport
 
 @Suite struct DefaultModelFileTests {
     let file: GGUFFile
 
-    init() throws { file = try GGUFFile(path: DefaultModel.path()) }
+    init() throws { file = try GGUFFile(path: requireModel(at: DefaultModel.path())) }
 
     @Test func metadataMatchesTheReference() throws {
         #expect(file.version == 3)

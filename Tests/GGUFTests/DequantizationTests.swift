@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import TestSupport
 import GGUF
+import Engine
+import GGUFTestSupport
 
 /// Checks the C dequantization against PyPI `gguf` (`gguf.quants.dequantize`), an
 /// independent implementation in numpy, on the same random blocks.
@@ -22,11 +24,11 @@ import GGUF
         let ours = try dequantize(type, bytes)
         let theirs = try pythonDequantize(type, bytes)
         #expect(ours.count == elements)
-        #expect(theirs.count == elements)
-        let scale = theirs.map(abs).max() ?? 1
+        let pairs = try paired(ours, theirs, reference: "gguf.quants.dequantize")
+        let scale = theirs.map(abs).max() ?? 0
         #expect(scale > 0.01)  // the data is not degenerate
         var worst: Float = 0
-        for (a, b) in zip(ours, theirs) { worst = max(worst, abs(a - b)) }
+        for (a, b) in pairs { worst = max(worst, abs(a - b)) }
         #expect(worst <= scale * 1e-6, "\(type): largest difference \(worst) (values up to \(scale))")
         #expect(ours.allSatisfy { $0.isFinite && abs($0) <= 2.5 })
     }
@@ -38,7 +40,8 @@ import GGUF
         try bytes.withUnsafeBytes { src in
             try out.withUnsafeMutableBufferPointer { try dequantize(.q6_K, src.baseAddress!, count: 512, into: $0.baseAddress!) }
         }
-        #expect(out == (try dequantize(.q6_K, bytes)))
+        let difference = bitwiseDifference(out, try dequantize(.q6_K, bytes))
+        #expect(difference == nil, "\(difference ?? "")")
     }
 
     @Test func errors() throws {
@@ -97,9 +100,9 @@ import GGUF
             np.asarray(quantize(x, GGMLQuantizationType(int(sys.argv[3])))).tofile(sys.argv[2])
             """, [input.path, output.path, String(type.rawValue)])
         let theirs = [UInt8](try Data(contentsOf: output))
-        #expect(ours.count == theirs.count)
-        let differing = zip(ours, theirs).enumerated().filter { $1.0 != $1.1 }.map(\.offset)
-        #expect(differing.isEmpty, "\(type): bytes differ at \(differing.prefix(10))")
+        _ = try paired(ours, theirs, reference: "gguf.quants.quantize")
+        let differing = difference(ours, theirs)
+        #expect(differing == nil, "\(type): \(differing ?? "")")
     }
 
     private func runPython(_ script: String, _ arguments: [String]) throws {

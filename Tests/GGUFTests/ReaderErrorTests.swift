@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import GGUF
+import Engine
+import GGUFTestSupport
 
 /// Every way a file can be bad gives a GGUFError with an exact message, never a crash.
 @Suite struct ReaderErrorTests {

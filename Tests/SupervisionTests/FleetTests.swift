@@ -1,10 +1,12 @@
+import FleetPlanning
 import Foundation
 import Glibc
-import Synchronization
 import Testing
+import TestSupport
 
 /// Integration tests: the built multi-api-server supervising real tandem-test-worker
-/// processes over real sockets. Timeouts are generous: the test machine is loaded.
+/// processes over real sockets. Each test waits for the state it needs (waitUntil), with a
+/// deadline that only bounds a wait for what never comes.
 @Suite(.serialized) struct FleetTests {
     /// Fast health and restart settings so faults are seen in seconds.
     static let quick = [
@@ -26,22 +28,14 @@ import Testing
         let pid0 = try #require(fleet.pid(ofRank: 0))
         let pid1 = try #require(fleet.pid(ofRank: 1))
 
-        // Rank 0 must answer throughout rank 1's death and restart.
-        let failures = Mutex(0)
-        let watching = Mutex(true)
-        let watcher = Thread {
-            while watching.withLock({ $0 }) {
-                if httpGet(port: port0, path: "/health", timeout: 2)?.status != 200 { failures.withLock { $0 += 1 } }
-                usleep(50_000)
-            }
-        }
-        watcher.start()
+        // Rank 0 must answer throughout rank 1's death and restart: asked at every poll.
+        var failures = 0
         kill(pid_t(pid1), SIGKILL)
-        let restarted = eventually(timeout: 30) {
+        let restarted = waitUntil {
+            if httpGet(port: port0, path: "/health")?.status != 200 { failures += 1 }
             guard let rank = fleet.rank(1), let pid = rank["pid"] as? Int else { return false }
             return pid != pid1 && rank["state"] as? String == "ready"
         }
-        watching.withLock { $0 = false }
         #expect(restarted, "\(fleet.output)")
         let after = fleet.ranks()
         #expect(fleet.pid(ofRank: 0) == pid0)
@@ -52,7 +46,7 @@ import Testing
             #expect(NSDictionary(dictionary: after[index]["ports"] as? [String: Any] ?? [:])
                 == NSDictionary(dictionary: before[index]["ports"] as? [String: Any] ?? [:]))
         }
-        #expect(failures.withLock { $0 } == 0)
+        #expect(failures == 0)
         #expect(fleet.health()?.status == 200)
         let metrics = httpGet(port: fleet.controlPort, path: "/metrics")?.body ?? ""
         #expect(metrics.contains("tandem_rank_restarts_total{rank=\"1\"} 1\n"), "\(metrics)")
@@ -67,9 +61,8 @@ import Testing
         #expect(fleet.waitAllReady(count: 2), "\(fleet.output)")
         #expect(fleetProcesses(tag: fleet.tag).count == 3)
         kill(pid_t(fleet.pid), SIGKILL)
-        let start = Date()
-        let gone = eventually(timeout: 2) { fleetProcesses(tag: fleet.tag).isEmpty }
-        #expect(gone, "still alive after \(Date().timeIntervalSince(start))s: \(fleetProcesses(tag: fleet.tag))")
+        let gone = waitUntil { fleetProcesses(tag: fleet.tag).isEmpty }
+        #expect(gone, "still alive: \(fleetProcesses(tag: fleet.tag))")
     }
 
     @Test func stoppedRankIsDetectedKilledAndReplaced() throws {
@@ -78,7 +71,7 @@ import Testing
         #expect(fleet.waitAllReady(count: 2), "\(fleet.output)")
         let pid1 = try #require(fleet.pid(ofRank: 1))
         kill(pid_t(pid1), SIGSTOP)
-        let replaced = eventually(timeout: 30) {
+        let replaced = waitUntil {
             guard let rank = fleet.rank(1), let pid = rank["pid"] as? Int else { return false }
             return pid != pid1 && rank["state"] as? String == "ready"
         }
@@ -92,7 +85,7 @@ import Testing
         let fleet = try Self.fleet(ranks: 2, ["--crash-loop-restarts", "4", "--crash-loop-window", "120"],
                                    workerArgs: ["--crash-after", "0.3", "--fault-rank", "1"])
         defer { fleet.terminate() }
-        let failed = eventually(timeout: 60) { fleet.state(1) == "failed" }
+        let failed = waitUntil { fleet.state(1) == "failed" }
         #expect(failed, "\(fleet.output)")
         #expect(fleet.rank(1)?["detail"] as? String == "crash loop: 4 deaths within 120s")
         #expect(fleet.rank(1)?["restarts"] as? Int == 3)
@@ -117,22 +110,26 @@ import Testing
     @Test func exitStatus78IsNotRestarted() throws {
         let fleet = try Self.fleet(ranks: 2, workerArgs: ["--exit-code", "78", "--fault-rank", "1"])
         defer { fleet.terminate() }
-        #expect(eventually(timeout: 30) { fleet.state(1) == "failed" && fleet.state(0) == "ready" }, "\(fleet.output)")
+        #expect(waitUntil { fleet.state(1) == "failed" && fleet.state(0) == "ready" }, "\(fleet.output)")
         #expect(fleet.rank(1)?["detail"] as? String == "exit status 78 (bad configuration): not restarted")
         #expect(fleet.rank(1)?["lastExit"] as? String == "exit status 78")
-        usleep(2_000_000)
+        // Ten more rounds of health checks (2 s of the supervisor's loop at --health-interval
+        // 0.2, twenty times the restart backoff): time for any restart to have begun.
+        let probesSoFar = try #require(fleet.healthChecks())
+        #expect(waitUntil { (fleet.healthChecks() ?? 0) >= probesSoFar + 10 })
         #expect(fleet.rank(1)?["restarts"] as? Int == 0)
         #expect(fleet.state(1) == "failed")
         #expect(fleet.process.isRunning)
     }
 
     @Test func portAlreadyTakenIsAClearErrorAndNothingStarts() throws {
-        let ports = (freePort(), freePort())
-        let holder = try #require(PortHolder(port: ports.1))
-        defer { _ = holder }
+        let free = try freeLoopbackPort()
+        let holder = try HeldPort()
+        defer { withExtendedLifetime(holder) {} }
+        let ports = (free, holder.port)
         let fleet = try Self.fleet(ranks: 2, ["--ports", "\(ports.0),\(ports.1)"])
         defer { fleet.terminate() }
-        #expect(fleet.waitForExit(timeout: 30) == 78)
+        #expect(fleet.waitForExit() == 78)
         #expect(fleet.output.contains("rank 1") && fleet.output.contains("api") && fleet.output.contains("\(ports.1)"), "\(fleet.output)")
         #expect(fleetProcesses(tag: fleet.tag).isEmpty)
         #expect(!FileManager.default.fileExists(atPath: fleet.logDirectory + "/log_0/worker.log"))
@@ -146,7 +143,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: path) }
         let fleet = try Fleet(arguments: ["--num-servers", "2"] + Self.quick, workerBinary: path)
         defer { fleet.terminate() }
-        #expect(fleet.waitForExit(timeout: 30) == 78)
+        #expect(fleet.waitForExit() == 78)
         #expect(fleet.output.contains("rank 0: cannot execute \(path): No such file or directory"), "\(fleet.output)")
         #expect(fleetProcesses(tag: fleet.tag).isEmpty)
     }
@@ -158,8 +155,8 @@ import Testing
         ])
         defer { fleet.terminate() }
         #expect(fleet.waitAllReady(count: 2), "\(fleet.output)")
-        #expect(eventually(timeout: 10) { notify.messages().contains("READY=1") })
-        #expect(eventually(timeout: 10) { notify.messages().filter { $0 == "WATCHDOG=1" }.count >= 3 })
+        #expect(waitUntil { notify.messages().contains("READY=1") })
+        #expect(waitUntil { notify.messages().filter { $0 == "WATCHDOG=1" }.count >= 3 })
         let messages = notify.messages()
         #expect(messages.contains("STATUS=2/2 ranks ready"), "\(messages)")
         #expect(messages.contains { $0.hasPrefix("STATUS=0/2 ranks ready; rank 0 starting") }, "\(messages)")
@@ -174,23 +171,33 @@ import Testing
         #expect(environ.contains("TANDEM_RANK=0"))
 
         kill(pid_t(fleet.pid), SIGTERM)
-        #expect(fleet.waitForExit(timeout: 20) == 0)
+        #expect(fleet.waitForExit() == 0)
         #expect(notify.messages().contains("STOPPING=1"))
     }
 
-    @Test func ranksArePinnedToTheirCPUAndBoundToNode0() throws {
-        let fleet = try Self.fleet(ranks: 2, ["--numa-bind", "0"])
+    /// Each rank runs on the CPUs the planner gives it on this machine (node 0's allowed CPUs,
+    /// split between the ranks), in this process's cpuset, with its memory bound to node 0.
+    @Test func ranksArePinnedToThePlannedCPUsAndBoundToNode0() throws {
+        let placement = ["--numa-bind", "0"]
+        let fleet = try Self.fleet(ranks: 2, placement)
         defer { fleet.terminate() }
         #expect(fleet.waitAllReady(count: 2), "\(fleet.output)")
-        for index in 0..<2 {
-            let pid = try #require(fleet.pid(ofRank: index))
+        let plan = try FleetPlanner().plan(SupervisorOptions.parse(["--worker-binary", "/bin/true", "--num-servers", "2"] + placement))
+        let ownStatus = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let ownMemoryNodes = try #require(ownStatus.split(separator: "\n").first { $0.hasPrefix("Mems_allowed_list:") })
+        for rank in plan.ranks {
+            let cpus = try #require(rank.cpus, "rank \(rank.rank) is not pinned: \(rank)")
+            #expect(rank.numaNodes == [0])
+            #expect(fleet.rank(rank.rank)?["cpus"] as? [Int] == cpus)
+            let pid = try #require(fleet.pid(ofRank: rank.rank))
             let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
-            #expect(status.contains("Cpus_allowed_list:\t\(index)\n"), "\(status)")
-            #expect(status.contains("Mems_allowed_list:\t0\n"))
+            #expect(status.contains("Cpus_allowed_list:\t\(CPUList.format(cpus))\n"), "\(status)")
+            #expect(status.contains(ownMemoryNodes + "\n"), "\(status)")
             // The memory policy itself (Mems_allowed_list is the cpuset's): MPOL_BIND to node 0.
             let maps = try String(contentsOfFile: "/proc/\(pid)/numa_maps", encoding: .utf8)
             #expect(maps.contains(" bind:0 "), "\(maps.prefix(300))")
         }
+        #expect(Set(plan.ranks.compactMap(\.cpus).joined()).count == plan.ranks.compactMap(\.cpus).joined().count)
     }
 
     @Test func gracefulStopEndsEveryRankWithinTheTimeout() throws {
@@ -198,12 +205,13 @@ import Testing
         defer { fleet.terminate() }
         #expect(fleet.waitAllReady(count: 2), "\(fleet.output)")
         let pids = (0..<2).compactMap { fleet.pid(ofRank: $0) }
-        // A stopped (SIGSTOP) rank must still be stopped cleanly.
+        // A stopped (SIGSTOP) rank must still be stopped cleanly: by SIGTERM, without the
+        // SIGKILL the supervisor sends (and logs) to a rank still running after the timeout.
         kill(pid_t(pids[1]), SIGSTOP)
-        let start = Date()
         kill(pid_t(fleet.pid), SIGTERM)
-        #expect(fleet.waitForExit(timeout: 20) == 0, "\(fleet.output)")
-        #expect(Date().timeIntervalSince(start) < 5)
+        #expect(fleet.waitForExit() == 0, "\(fleet.output)")
+        #expect(fleet.output.contains("all ranks stopped"), "\(fleet.output)")
+        #expect(!fleet.output.contains("still running after"), "\(fleet.output)")
         #expect(pids.allSatisfy { !processExists($0) })
         #expect(fleetProcesses(tag: fleet.tag).isEmpty)
     }
@@ -215,24 +223,38 @@ import Testing
         defer { fleet.terminate() }
         #expect(fleet.waitAllReady(count: 2), "\(fleet.output)")
         let directory = fleet.logDirectory + "/log_1"
-        #expect(eventually(timeout: 30) { FileManager.default.fileExists(atPath: directory + "/worker.log.2") })
-        for _ in 0..<20 {
-            let start = Date()
-            #expect(fleet.health()?.status == 200)
-            #expect(Date().timeIntervalSince(start) < 2)
-            usleep(100_000)
-        }
-        // Rotation renames worker.log away before reopening it, so a file may be missing for an
-        // instant; no file may ever pass the cap.
-        let size = { (name: String) in (try? FileManager.default.attributesOfItem(atPath: directory + "/" + name)[.size] as? Int) ?? nil }
+        #expect(waitUntil { FileManager.default.fileExists(atPath: directory + "/worker.log.2") })
+        // Through three more rotations (each replaces worker.log.1 with the file worker.log was),
+        // the supervisor answers every health check and no file ever passes the cap. Rotation
+        // renames worker.log away before reopening it, so a file may be missing for an instant.
+        let attributes = { (name: String) in try? FileManager.default.attributesOfItem(atPath: directory + "/" + name) }
         let names = ["worker.log", "worker.log.1", "worker.log.2"]
-        #expect(eventually(timeout: 10) { names.allSatisfy { size($0) != nil } })
-        for _ in 0..<50 {
+        var lastRotated = attributes("worker.log.1")?[.systemFileNumber] as? UInt64
+        var rotations = 0, unanswered = 0
+        var oversized: [String] = []
+        let rotated = waitUntil {
+            if fleet.health()?.status != 200 { unanswered += 1 }
             for name in names {
-                if let bytes = size(name) { #expect(bytes <= cap, "\(name): \(bytes) bytes") }
+                if let bytes = attributes(name)?[.size] as? Int, bytes > cap { oversized.append("\(name): \(bytes) bytes") }
             }
-            usleep(20_000)
+            if let file = attributes("worker.log.1")?[.systemFileNumber] as? UInt64, file != lastRotated {
+                rotations += 1
+                lastRotated = file
+            }
+            return rotations >= 3
         }
+        #expect(rotated, "\(rotations) rotations")
+        #expect(unanswered == 0)
+        #expect(oversized.isEmpty, "\(oversized.count) times over the cap of \(cap) bytes, first: \(oversized.prefix(3))")
         #expect(!FileManager.default.fileExists(atPath: directory + "/worker.log.3"))
+    }
+}
+
+extension Fleet {
+    /// How many health checks of its ranks the supervisor has made so far (its /metrics).
+    func healthChecks() -> Int? {
+        let metrics = httpGet(port: controlPort, path: "/metrics")?.body ?? ""
+        let prefix = "tandem_health_check_duration_seconds_count "
+        return metrics.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { Double($0.dropFirst(prefix.count)) }.map { Int($0) }
     }
 }

@@ -2,97 +2,7 @@ import Foundation
 import Glibc
 import Synchronization
 import Testing
-
-/// The built executables, found next to the test bundle (`.build/<config>/`).
-enum Binaries {
-    static let directory: String = {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        let exe = count > 0 ? String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
-        return (exe as NSString).deletingLastPathComponent
-    }()
-    static var supervisor: String { directory + "/multi-api-server" }
-    static var worker: String { directory + "/tandem-test-worker" }
-}
-
-/// A free TCP port on 127.0.0.1 (bind to port 0, read it back, close).
-func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
-
-/// A listening socket on `port` that the test holds (to make a port "already taken").
-final class PortHolder {
-    let fd: Int32
-    init?(port: Int) {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0, listen(fd, 8) == 0 else { close(fd); return nil }
-    }
-    deinit { close(fd) }
-}
-
-struct HTTPReply {
-    var status: Int
-    var body: String
-}
-
-/// A minimal HTTP/1.0 GET over a plain socket, bounded by `timeout` seconds (nil on any
-/// connection error or timeout).
-func httpGet(port: Int, path: String, timeout: Double = 5) -> HTTPReply? {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var limit = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1e6))
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { return nil }
-    let request = "GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    guard request.withCString({ send(fd, $0, strlen($0), 0) }) > 0 else { return nil }
-    var data = [UInt8]()
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = recv(fd, &buffer, buffer.count, 0)
-        if count > 0 { data += buffer[0..<count] } else if count == 0 { break } else { return nil }
-    }
-    let text = String(decoding: data, as: UTF8.self)
-    guard let statusLine = text.split(separator: "\r\n").first else { return nil }
-    let fields = statusLine.split(separator: " ")
-    guard fields.count >= 2, let status = Int(fields[1]) else { return nil }
-    let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
-    return HTTPReply(status: status, body: body)
-}
-
-/// Polls `condition` every 50 ms until it holds or `timeout` seconds pass.
-func eventually(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if condition() { return true }
-        usleep(50_000)
-    }
-    return condition()
-}
+import TestSupport
 
 func processExists(_ pid: Int) -> Bool {
     // A zombie still "exists" for kill(0); read the state instead.
@@ -161,15 +71,15 @@ final class Fleet {
     let logDirectory: String
     private let stderrPath: String
 
-    init(arguments: [String], controlPort: Int = freePort(), workerBinary: String = Binaries.worker,
+    init(arguments: [String], controlPort: Int? = nil, workerBinary: String? = nil,
          environment extra: [String: String] = [:]) throws {
-        self.controlPort = controlPort
+        self.controlPort = try controlPort ?? freeLoopbackPort()
         logDirectory = NSTemporaryDirectory() + "tandem-fleet-\(tag.prefix(8))"
         stderrPath = logDirectory + ".stderr"
         _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: Binaries.supervisor)
-        process.arguments = ["--control-port", "\(controlPort)", "--log-dir", logDirectory,
-                             "--worker-binary", workerBinary] + arguments
+        process.executableURL = URL(fileURLWithPath: try BuiltProducts.path("multi-api-server"))
+        process.arguments = ["--control-port", "\(self.controlPort)", "--log-dir", logDirectory,
+                             "--worker-binary", try workerBinary ?? BuiltProducts.path("tandem-test-worker")] + arguments
         var environment = ProcessInfo.processInfo.environment
         environment["TANDEM_TEST_FLEET"] = tag
         environment.removeValue(forKey: "NOTIFY_SOCKET")
@@ -183,17 +93,17 @@ final class Fleet {
     var pid: Int { Int(process.processIdentifier) }
     var output: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 
-    /// Waits for the supervisor to exit; its status, or nil after `timeout` seconds.
-    func waitForExit(timeout: Double) -> Int32? {
-        guard eventually(timeout: timeout, { !process.isRunning }) else { return nil }
+    /// Waits for the supervisor to exit; its status, or nil when it does not.
+    func waitForExit() -> Int32? {
+        guard waitUntil({ !process.isRunning }) else { return nil }
         return process.terminationStatus
     }
 
-    func health() -> HTTPReply? { httpGet(port: controlPort, path: "/health", timeout: 5) }
+    func health() -> HTTPReply? { httpGet(port: controlPort, path: "/health") }
 
     /// `/ranks` decoded as loose JSON objects.
     func ranks() -> [[String: Any]] {
-        guard let reply = httpGet(port: controlPort, path: "/ranks", timeout: 5), reply.status == 200,
+        guard let reply = httpGet(port: controlPort, path: "/ranks"), reply.status == 200,
               let json = try? JSONSerialization.jsonObject(with: Data(reply.body.utf8)) as? [[String: Any]] else { return [] }
         return json
     }
@@ -203,8 +113,8 @@ final class Fleet {
     func pid(ofRank index: Int) -> Int? { rank(index)?["pid"] as? Int }
     func apiPort(ofRank index: Int) -> Int? { (rank(index)?["ports"] as? [String: Any])?["api"] as? Int }
 
-    func waitAllReady(count: Int, timeout: Double = 60) -> Bool {
-        eventually(timeout: timeout) {
+    func waitAllReady(count: Int) -> Bool {
+        waitUntil {
             let all = ranks()
             return all.count == count && all.allSatisfy { $0["state"] as? String == "ready" }
         }
@@ -213,7 +123,7 @@ final class Fleet {
     /// Kills the supervisor and anything of its fleet still alive.
     func terminate() {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        _ = eventually(timeout: 5) { fleetProcesses(tag: tag).isEmpty }
+        waitUntil(deadline: .now + .seconds(5)) { fleetProcesses(tag: tag).isEmpty }
         for pid in fleetProcesses(tag: tag) { kill(pid_t(pid), SIGKILL) }
         try? FileManager.default.removeItem(atPath: logDirectory)
         try? FileManager.default.removeItem(atPath: stderrPath)

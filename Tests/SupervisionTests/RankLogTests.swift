@@ -35,3 +35,38 @@ import Testing
         }
     }
 }
+
+@Suite struct RankLogProblemTests {
+    @Test func aLogThatCannotBeReopenedAfterRotationIsReportedAndRetried() throws {
+        let parent = NSTemporaryDirectory() + "ranklog-\(UUID().uuidString)"
+        let directory = parent + "/log_0"
+        defer { try? FileManager.default.removeItem(atPath: parent) }
+        let log = try RankLog(directory: directory, maxBytes: 1000, backups: 1)
+        let write = { (byte: Character, count: Int) in
+            Array(repeating: UInt8(ascii: byte.unicodeScalars.first!), count: count).withUnsafeBytes { log.write($0) }
+        }
+        write("a", 900)
+        #expect(log.problem == nil)
+
+        // The folder becomes a file, so the reopen after the next rotation fails (a permission
+        // change would not stop a test running as root).
+        try FileManager.default.moveItem(atPath: directory, toPath: parent + "/away")
+        #expect(FileManager.default.createFile(atPath: directory, contents: Data()))
+        write("b", 200) // 100 fill the file, the rotation cannot reopen it, 100 are lost.
+        let problem = "cannot reopen \(directory)/worker.log after rotation: Not a directory"
+        #expect(log.problem == problem)
+        write("c", 50) // Retried, still failing: lost too.
+        #expect(log.problem == problem)
+
+        // The folder is back: the next write reopens the file, rotates it (it is full) and
+        // notes what was lost before its own output.
+        try FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.moveItem(atPath: parent + "/away", toPath: directory)
+        write("d", 30)
+        #expect(log.problem == nil)
+        let rotated = try String(contentsOfFile: directory + "/worker.log.1", encoding: .utf8)
+        #expect(rotated == String(repeating: "a", count: 900) + String(repeating: "b", count: 100))
+        let current = try String(contentsOfFile: log.path, encoding: .utf8)
+        #expect(current == "[multi-api-server] 150 bytes of output were lost: \(problem)\n" + String(repeating: "d", count: 30))
+    }
+}

@@ -1,6 +1,7 @@
 import Foundation
 import GGUF
 import Testing
+import TestSupport
 import Tokenization
 
 /// Real models' chat templates rendered by Tandem and by Python's jinja2 (configured as
@@ -111,7 +112,7 @@ struct ChatTemplateReferenceTests {
         let template = try ChatTemplate(source: source)
         let expected = try PythonReference.run(
             "jinja_reference.py", input: Request(template: source, cases: cases), as: [Outcome].self)
-        for (item, outcome) in zip(cases, expected) {
+        for (item, outcome) in try paired(cases, expected, reference: "jinja_reference.py") {
             let rendered = Result {
                 try template.render(
                     messages: item.messages, addGenerationPrompt: item.add_generation_prompt,
@@ -149,8 +150,38 @@ struct ChatTemplateReferenceTests {
             ]))
     }
 
-    @Test(.enabled(if: DefaultModel.isAvailable, "the default model is not downloaded (scripts/fetch-model.sh)"))
-    func smolLM2TemplateFromTheFileRendersChatML() throws {
+    /// Strings of whitespace where implementations part ways: tabs, each kind of newline
+    /// (`\r\n`, U+0085, U+2028, U+2029, vertical tab, form feed), the ASCII separators U+001C…U+001F
+    /// (whitespace to Python), non-ASCII spaces (U+00A0, U+2003, U+3000), a space carrying a
+    /// combining accent, and the zero-width space (whitespace to neither).
+    static let whitespaceStrings = [
+        "\ta\tb\t", "\n\nx\ny\n", "\u{00A0}nb\u{00A0}sp\u{00A0}", "\u{2003}em\u{2003}space\u{2003}",
+        "\u{3000}全角\u{3000}空白\u{3000}", "line1\r\nline2\r\n", "x\u{2028}y\u{2029}z", "\u{85}next line\u{85}",
+        "\u{0B}vt\u{0C}ff\u{0C}", "\u{1C}fs\u{1D}gs\u{1E}rs\u{1F}", " \u{0301}acc ", "\u{200B}zero width\u{200B}",
+        "mixed \t\u{00A0} runs\u{3000} of  space", "a-b c,d (e) [f] <g> {h} x_y 3.5", "", " ", "\t\n\u{00A0}\u{2003}\u{3000}",
+    ]
+
+    /// Every filter, string method and operator that treats whitespace, one case per string,
+    /// against jinja2.
+    @Test func whitespaceFiltersAndMethodsMatchJinja2() throws {
+        let source = #"""
+            {% for m in messages %}
+            {% set s = m.content %}
+            trim<{{ s | trim }}> strip<{{ s.strip() }}> lstrip<{{ s.lstrip() }}> rstrip<{{ s.rstrip() }}>
+            strip-chars<{{ s.strip(' \t') }}> split<{{ s.split() | join('/') }}> split-tab<{{ s.split('\t') | join('/') }}>
+            wordcount<{{ s | wordcount }}> length<{{ s | length }}> title<{{ s | title }}> capitalize<{{ s | capitalize }}>
+            indent<{{ s | indent(2) }}> indent-first<{{ s | indent(2, true) }}> indent-text<{{ s | indent('> ') }}>
+            tojson<{{ s | tojson }}> replace<{{ s | replace('\n', '\\n') }}> replace-method<{{ s.replace('\r', '\\r') }}>
+            in<{{ '\n' in s }}|{{ '\r' in s }}> starts<{{ s.startswith('\r') }}|{{ s.startswith('\t') }}> ends<{{ s.endswith('\n') }}>
+            {% endfor %}
+            """#
+        let cases = Self.whitespaceStrings.map {
+            Case(messages: [ChatMessage(role: "user", content: $0)], add_generation_prompt: false)
+        }
+        try compareWithJinja2(template: source, cases: cases)
+    }
+
+    @Test func smolLM2TemplateFromTheFileRendersChatML() throws {
         let template = try #require(try ChatTemplate.fromGGUF(DefaultModel.file.get()))
         let source = template.source
         #expect(source == (try DefaultModel.metadata.get().chatTemplate))

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import Tokenization
 
 /// The SentencePiece (`llama`) path against the `sentencepiece` library itself: a small BPE
@@ -57,7 +58,7 @@ struct SentencePieceTests {
     @Test func idsMatchSentencePiece() throws {
         let reference = try reference()
         let tokenizer = try tokenizer(reference)
-        for (text, ids) in zip(Self.strings, reference.ids) {
+        for (text, ids) in try paired(Self.strings, reference.ids, reference: "spm_reference.py") {
             #expect(tokenizer.encode(text, addSpecial: false) == ids, "\(text.debugDescription)")
         }
     }
@@ -68,7 +69,7 @@ struct SentencePieceTests {
         // The llama is not in the corpus: its four UTF-8 bytes become <0xF0> <0x9F> <0xA6> <0x99>.
         let ids = tokenizer.encode("🦙", addSpecial: false)
         #expect(ids.suffix(4).map { tokenizer.piece(for: $0) } == ["<0xF0>", "<0x9F>", "<0xA6>", "<0x99>"])
-        for (text, decoded) in zip(Self.strings, reference.decoded) {
+        for (text, decoded) in try paired(Self.strings, reference.decoded, reference: "spm_reference.py") {
             #expect(tokenizer.decode(tokenizer.encode(text, addSpecial: false)) == decoded)
             #expect(tokenizer.decode(tokenizer.encode(text), skipSpecial: true) == text)
         }

@@ -1,6 +1,6 @@
-import Engine
 import Foundation
 import GGUF
+import ModelStore
 import Tokenization
 import TestSupport
 
@@ -28,10 +28,9 @@ enum PythonReference {
 }
 
 enum DefaultModel {
-    /// The default model's path (the cache rule lives in Engine's DefaultModel).
-    static var path: String { Engine.DefaultModel.path() }
-
-    static var isAvailable: Bool { FileManager.default.fileExists(atPath: path) }
+    /// The default model's path (the cache rule lives in ModelStore's DefaultModel); a test that
+    /// needs it fails with the command that installs it when it is missing.
+    static var path: String { get throws { try requireModel(at: ModelStore.DefaultModel.path()) } }
 
     static let file: Result<GGUFFile, any Error> = Result { try GGUFFile(path: path) }
 
@@ -73,6 +72,6 @@ enum DefaultModel {
     }
 
     static let metadata: Result<Metadata, Error> = Result {
-        try PythonReference.run("vocab_dump.py", [path], input: [String](), as: Metadata.self)
+        try PythonReference.run("vocab_dump.py", [try path], input: [String](), as: Metadata.self)
     }
 }

@@ -1,7 +1,9 @@
 import Foundation
 import GGUF
 import Testing
+import TestSupport
 import Tokenization
+import GGUFTestSupport
 
 /// Tokenizers read from GGUF files written here with GGUFWriter, and the errors for bad ones.
 struct TokenizerGGUFTests {
@@ -31,7 +33,7 @@ struct TokenizerGGUFTests {
         try withFile(metadata) { file in
             let tokenizer = try Tokenizer(gguf: file)
             #expect(tokenizer.model == .llama && tokenizer.addsBOS && tokenizer.bosToken == 1)
-            for (text, ids) in zip(SentencePieceTests.strings, reference.ids) {
+            for (text, ids) in try paired(SentencePieceTests.strings, reference.ids, reference: "spm_reference.py") {
                 #expect(tokenizer.encode(text) == [1] + ids)
             }
             let template = try #require(try ChatTemplate.fromGGUF(file))

@@ -19,6 +19,10 @@ int tk_pool_threads(const tk_pool *pool);
 // Runs fn(ctx, ith, nth) on all nth threads (the caller is ith 0); returns when all finished.
 void tk_pool_run(tk_pool *pool, void (*fn)(void *ctx, int ith, int nth), void *ctx);
 
+// How many workers are past their spin and asleep (or about to sleep) on the futex: what a
+// test of the wake-up path waits for.
+int tk_pool_sleeping_workers(tk_pool *pool);
+
 // Y[m][n] = X[m][k] · W[n][k]^T.
 // W: n rows of k elements in ggml type `wtype`, row-major, exactly as stored in GGUF (each row
 // k / block_size blocks). X and Y: f32, row-major, contiguous. pool may be NULL (runs on the

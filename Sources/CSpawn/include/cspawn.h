@@ -34,12 +34,11 @@ typedef struct {
 
 /// Starts the spawner thread if needed, then forks and execs on it. Blocks until the child
 /// has either exec'd (returns 0, *pid_out set) or failed before exec (returns -1, message
-/// with the failing step and errno text in `error`, and the child has been reaped).
+/// with the failing step and errno text in `error`).
+/// Reaping: a child that failed before exec has already been reaped here (waitpid on its
+/// pid). A child that exec'd is the caller's to reap, by waiting on *pid_out itself; this
+/// module never waits for any other child of the process.
 int tandem_spawn(const tandem_spawn_request *request, pid_t *pid_out, char *error, size_t error_size);
-
-/// Waits for any child of this process to terminate (waitpid(-1)), sleeping while there are
-/// none. Returns its pid and raw wait status. Call from one dedicated thread.
-pid_t tandem_wait_any_child(int *status_out);
 
 /// pipe2(fds, O_CLOEXEC) (pipe2 needs _GNU_SOURCE, which Swift's Glibc import lacks).
 int tandem_pipe_cloexec(int fds[2]);

@@ -53,12 +53,13 @@ public final class CPUBackend: ComputeBackend {
         plan.blockTables.withUnsafeBufferPointer { tables in
         plan.tableStart.withUnsafeBufferPointer { tableStart in
             var args = tk_attention_args(
-                q: query, out: output, kv_layer: cache.layerBase(layer),
+                q: query, out: output, kv_layer: UnsafeRawPointer(cache.layerBase(layer)),
                 n_heads: Int32(headCount), n_kv_heads: Int32(layout.kvHeads),
                 head_dim: Int32(layout.headDim), block_size: Int32(layout.blockSize),
                 n_seqs: Int32(positionStart.count), row_start: rowStart.baseAddress,
                 pos_start: positionStart.baseAddress, block_table: tables.baseAddress,
-                table_start: tableStart.baseAddress, scale: 1 / Float(layout.headDim).squareRoot())
+                table_start: tableStart.baseAddress, scale: 1 / Float(layout.headDim).squareRoot(),
+                kv_f16: layout.dataType == .float16 ? 1 : 0)
             tk_attention(pool, &args)
         }}}}
     }

@@ -24,8 +24,8 @@ public final class Transformer {
     }
 
     /// A KV cache shaped for this model.
-    public func makeCache(blockSize: Int = 16, numBlocks: Int) throws -> KVCache {
-        try KVCache(layout: KVCacheLayout(config: config, blockSize: blockSize, numBlocks: numBlocks))
+    public func makeCache(blockSize: Int = 16, numBlocks: Int, dataType: KVCacheLayout.DataType = .float32) throws -> KVCache {
+        try KVCache(layout: KVCacheLayout(config: config, blockSize: blockSize, numBlocks: numBlocks, dataType: dataType))
     }
 
     public func forward(_ batch: ForwardBatch, cache: KVCache) throws -> Logits {

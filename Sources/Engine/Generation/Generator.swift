@@ -6,7 +6,7 @@ import Tokenization
 /// prefills, samples, streams text and stops at an end-of-generation token or the token limit.
 /// For `tandem generate`, tests and benchmarks; serving drives `Transformer` through the
 /// scheduler instead.
-public final class Generator {
+public final class Generator: PromptBuilding {
     public let weights: ModelWeights
     public let tokenizer: Tokenizer
     public let transformer: Transformer
@@ -18,28 +18,6 @@ public final class Generator {
         weights = try ModelWeights(path: modelPath)
         tokenizer = try Tokenizer(gguf: weights.file)
         transformer = Transformer(weights: weights, backend: try CPUBackend(threads: threads))
-    }
-
-    /// The model's own chat template (`tokenizer.chat_template`), parsed.
-    public func modelChatTemplate() throws -> ChatTemplate {
-        guard let template = try ChatTemplate.fromGGUF(weights.file) else { throw GenerationError.noChatTemplate }
-        return template
-    }
-
-    /// The prompt text for `messages` with the assistant's turn opened.
-    public func chatPrompt(_ messages: [ChatMessage], template: ChatTemplate) throws -> String {
-        let piece = { (id: Int32?) in id.map { self.tokenizer.piece(for: $0) } ?? "" }
-        return try template.render(messages: messages, addGenerationPrompt: true,
-                                   bosToken: piece(tokenizer.bosToken), eosToken: piece(tokenizer.eosToken))
-    }
-
-    /// Token ids of a plain prompt (with the tokenizer's BOS when it adds one) or of a rendered
-    /// chat prompt (special tokens in the text are parsed; no second BOS).
-    public func tokens(forPrompt prompt: String, rendered chat: Bool) -> [Int32] {
-        if chat, let bos = tokenizer.bosToken, prompt.hasPrefix(tokenizer.piece(for: bos)) {
-            return tokenizer.encode(prompt, addSpecial: false, parseSpecial: true)
-        }
-        return tokenizer.encode(prompt, addSpecial: true, parseSpecial: chat)
     }
 
     /// Generates from `promptTokens`, calling `onText` with each piece of text as soon as it

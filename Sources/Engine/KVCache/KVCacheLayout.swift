@@ -1,8 +1,9 @@
 /// The geometry of a paged KV cache: what a prefill and a decode instance must agree on
 /// before KV blocks move between them (the PD layout handshake).
 ///
-/// Storage is float32, ordered by layer, then block; one (layer, block) pair is one contiguous
-/// span of `floatsPerLayerBlock` floats, so a block can be sent layer by layer as one copy:
+/// Storage is float32 or IEEE half (`dataType`), ordered by layer, then block; one (layer,
+/// block) pair is one contiguous span of `floatsPerLayerBlock` values, so a block can be sent
+/// layer by layer as one copy:
 /// - first the keys, `[kvHead][headDim][slot]` (transposed, so attention scores a whole block
 ///   with one vector per dimension),
 /// - then the values, `[kvHead][slot][headDim]`.
@@ -11,7 +12,14 @@
 public struct KVCacheLayout: Equatable, Hashable, Sendable, Codable, CustomStringConvertible {
     public enum DataType: String, Sendable, Codable {
         case float32
-        public var byteCount: Int { 4 }
+        /// IEEE half: half the memory and transfer bytes; attention converts on the fly.
+        case float16
+        public var byteCount: Int {
+            switch self {
+            case .float32: 4
+            case .float16: 2
+            }
+        }
     }
 
     public let layers: Int
@@ -31,14 +39,14 @@ public struct KVCacheLayout: Equatable, Hashable, Sendable, Codable, CustomStrin
         self.dataType = dataType
     }
 
-    public init(config: ModelConfig, blockSize: Int = 16, numBlocks: Int) {
+    public init(config: ModelConfig, blockSize: Int = 16, numBlocks: Int, dataType: DataType = .float32) {
         self.init(layers: config.layerCount, kvHeads: config.kvHeadCount, headDim: config.headDim,
-                  blockSize: blockSize, numBlocks: numBlocks)
+                  blockSize: blockSize, numBlocks: numBlocks, dataType: dataType)
     }
 
-    /// Floats of one head's keys (or values) in one block of one layer.
+    /// Values (of `dataType`) of one head's keys (or values) in one block of one layer.
     public var floatsPerHeadBlock: Int { blockSize * headDim }
-    /// Floats of one block in one layer: K and V of every KV head.
+    /// Values of one block in one layer: K and V of every KV head.
     public var floatsPerLayerBlock: Int { 2 * kvHeads * floatsPerHeadBlock }
     public var bytesPerLayerBlock: Int { floatsPerLayerBlock * dataType.byteCount }
     /// Bytes one block takes over all layers.

@@ -23,13 +23,7 @@ public struct Sampler: Sendable {
     /// `output`: the tokens generated so far (presence, frequency and repetition penalties);
     /// `prompt`: the prompt's tokens (repetition penalty only).
     public mutating func sample(logits: UnsafeBufferPointer<Float>, history output: [Int32], prompt: [Int32] = []) -> SampledToken {
-        precondition(!logits.isEmpty, "sampling from empty logits")
-        work.removeAll(keepingCapacity: true)
-        work.append(contentsOf: logits)
-        let parameters = parameters
-        work.withUnsafeMutableBufferPointer {
-            Penalties.apply(to: $0, parameters: parameters, output: output, prompt: prompt)
-        }
+        penalize(logits, output: output, prompt: prompt)
         let token = parameters.isGreedy ? Self.argmax(work) : draw()
         guard let alternatives = parameters.logprobs else {
             return SampledToken(token: token, logprob: nil, topLogprobs: [])
@@ -41,6 +35,36 @@ public struct Sampler: Sendable {
         logits.withUnsafeBufferPointer { sample(logits: $0, history: output, prompt: prompt) }
     }
 
+    /// The distribution `sample` draws the next token from, for the same arguments: every token
+    /// left after penalties, temperature, min-p, top-k and top-p, with its renormalized
+    /// probability, most likely first (among equals, the lower id). Draws nothing.
+    public mutating func distribution(logits: [Float], history output: [Int32], prompt: [Int32] = [])
+        -> [(token: Int32, probability: Double)] {
+        logits.withUnsafeBufferPointer { penalize($0, output: output, prompt: prompt) }
+        var kept: [(token: Int32, probability: Double)]
+        switch parameters.isGreedy ? Kept.only(Self.argmax(work)) : filter() {
+        case .only(let token):
+            kept = [(token: token, probability: 1)]
+        case .everyToken(let mass):
+            kept = work.indices.filter { work[$0] > 0 }.map { (token: Int32($0), probability: Double(work[$0]) / mass) }
+        case .candidates(let mass):
+            kept = candidates.map { (token: $0, probability: Double(work[Int($0)]) / mass) }
+        }
+        kept.sort { $0.probability > $1.probability || ($0.probability == $1.probability && $0.token < $1.token) }
+        return kept
+    }
+
+    /// `work` = the logits with the penalties applied.
+    private mutating func penalize(_ logits: UnsafeBufferPointer<Float>, output: [Int32], prompt: [Int32]) {
+        precondition(!logits.isEmpty, "sampling from empty logits")
+        work.removeAll(keepingCapacity: true)
+        work.append(contentsOf: logits)
+        let parameters = parameters
+        work.withUnsafeMutableBufferPointer {
+            Penalties.apply(to: $0, parameters: parameters, output: output, prompt: prompt)
+        }
+    }
+
     /// The first index of the largest value (NaN never wins).
     static func argmax(_ values: [Float]) -> Int32 {
         var best = 0
@@ -48,12 +72,41 @@ public struct Sampler: Sendable {
         return Int32(best)
     }
 
-    /// Temperature, filters and a draw from `work` (penalized logits).
+    /// What is left to draw from after temperature and the filters, with the unnormalized
+    /// probabilities in `work`.
+    private enum Kept {
+        /// One token for certain.
+        case only(Int32)
+        /// Every token with a probability above 0, in index order.
+        case everyToken(mass: Double)
+        /// The tokens in `candidates`, most likely first.
+        case candidates(mass: Double)
+    }
+
+    /// A draw from `work` (penalized logits) after temperature and the filters.
     private mutating func draw() -> Int32 {
+        switch filter() {
+        case .only(let token):
+            return token
+        case .everyToken(let mass):
+            return drawInOrder(total: mass)
+        case .candidates(let mass):
+            let u = generator.nextUnit() * mass
+            var cumulative: Double = 0
+            for c in candidates {
+                cumulative += Double(work[Int(c)])
+                if u < cumulative { return c }
+            }
+            return candidates[candidates.count - 1]
+        }
+    }
+
+    /// Temperature and filters on `work` (penalized logits).
+    private mutating func filter() -> Kept {
         let inverseTemperature = 1 / parameters.temperature
         var maximum = -Float.infinity
         for v in work where v > maximum { maximum = v }
-        guard maximum.isFinite else { return Self.argmax(work) }
+        guard maximum.isFinite else { return .only(Self.argmax(work)) }
         // Unnormalized probabilities: exp((logit - max) / T); the most likely token has 1.
         let total = work.withUnsafeMutableBufferPointer { w in
             var sum: Double = 0
@@ -80,7 +133,7 @@ public struct Sampler: Sendable {
                     return sum
                 }
             }
-            return drawInOrder(total: kept)
+            return .everyToken(mass: kept)
         }
         var threshold = minP
         if parameters.topP < 1 {
@@ -117,13 +170,7 @@ public struct Sampler: Sendable {
             candidates.removeLast(candidates.count - keep)
             mass = cumulative
         }
-        let u = generator.nextUnit() * mass
-        var cumulative: Double = 0
-        for c in candidates {
-            cumulative += Double(work[Int(c)])
-            if u < cumulative { return c }
-        }
-        return candidates[candidates.count - 1]
+        return .candidates(mass: mass)
     }
 
     /// A probability the nucleus never goes below (top-p without top-k): the largest of

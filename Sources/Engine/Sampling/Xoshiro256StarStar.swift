@@ -1,5 +1,3 @@
-import GGUF
-
 /// xoshiro256** (Blackman and Vigna, 2018): the sampler's fast seeded generator. Its state
 /// is filled from the seed with SplitMix64, as the authors recommend.
 public struct Xoshiro256StarStar: RandomNumberGenerator, Sendable {

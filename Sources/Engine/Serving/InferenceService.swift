@@ -122,6 +122,8 @@ public struct EngineCounters: Sendable, Equatable {
     public var prefixCacheHits = 0
     public var finishedRequests = 0
     public var abortedRequests = 0
+    /// Requests ended by `failed` (the forward pass threw, or the engine stopped).
+    public var failedRequests = 0
 
     public init() {}
 }

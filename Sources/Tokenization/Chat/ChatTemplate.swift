@@ -1,4 +1,5 @@
 import Foundation
+import Jinja
 
 public struct ChatMessage: Sendable, Codable, Equatable {
     public var role: String
@@ -45,6 +46,15 @@ public enum ChatTemplateError: Error, Equatable, CustomStringConvertible {
     case raised(String)
     case unreadableFile(String)
 
+    init(_ error: JinjaError) {
+        self = switch error {
+        case .syntax(let what): .syntax(what)
+        case .unsupported(let what): .unsupported(what)
+        case .render(let what): .render(what)
+        case .raised(let message): .raised(message)
+        }
+    }
+
     public var description: String {
         switch self {
         case .syntax(let what): "chat template: syntax error: \(what)"
@@ -60,11 +70,11 @@ public enum ChatTemplateError: Error, Equatable, CustomStringConvertible {
 /// anything it cannot render is reported then, not on the first request.
 public struct ChatTemplate: Sendable {
     public let source: String
-    private let body: [JinjaStatement]
+    private let template: JinjaTemplate
 
     public init(source: String) throws {
         self.source = source
-        body = try JinjaParser.parse(source)
+        do { template = try JinjaTemplate(source: source) } catch let error as JinjaError { throw ChatTemplateError(error) }
     }
 
     /// For `--chat-template FILE`.
@@ -85,20 +95,6 @@ public struct ChatTemplate: Sendable {
             "eos_token": .string(eosToken),
         ]
         for (key, value) in extra ?? [:] { context[key] = value.jinjaValue }
-        var renderer = JinjaRenderer(context: context)
-        _ = try renderer.render(body)
-        return renderer.output
-    }
-}
-
-/// The current local time for `strftime_now(format)` (Llama 3.2's templates print the date).
-enum JinjaClock {
-    static func now(format: String) -> String {
-        var seconds = time(nil)
-        var parts = tm()
-        localtime_r(&seconds, &parts)
-        var buffer = [CChar](repeating: 0, count: 256)
-        let count = strftime(&buffer, buffer.count, format, &parts)
-        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        do { return try template.render(context: context) } catch let error as JinjaError { throw ChatTemplateError(error) }
     }
 }

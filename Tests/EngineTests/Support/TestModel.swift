@@ -1,5 +1,7 @@
 import Foundation
 import GGUF
+import Engine
+import GGUFTestSupport
 
 /// A small random Llama-family model written as a GGUF file with GGUFWriter, plus the float64
 /// reference over its weights as read back (dequantized) from that file.

@@ -1,0 +1,3 @@
+import Serving
+
+await APIServer.runAsMain()
