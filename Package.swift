@@ -17,8 +17,9 @@
 //                 (router: being built)
 //   supervisor:   Supervision -> FleetPlanning, CSpawn, CSystemd, CCurl, CNuma, SystemCalls
 //                 FleetPlanning -> CNuma
-//   serving:      Serving (OpenAI HTTP API) -> Engine, Tokenization, GGUF, ModelStore
-//   toolbox:      Toolbox -> Engine, Tokenization, ModelStore
+//   serving:      Serving (OpenAI HTTP API) -> Engine, EngineOptions, Tokenization, GGUF, ModelStore
+//   toolbox:      Toolbox -> Engine, EngineOptions, Tokenization, ModelStore
+//                 EngineOptions (flags of engine-starting executables) -> Engine
 //                 ModelStore (no dependencies: the default model's cache and download)
 //   inference:    Engine -> Tokenization, GGUF, CKernels
 //                 Tokenization -> GGUF, Jinja
@@ -94,10 +95,15 @@ let package = Package(
         // The default model's place in the cache and its download (pip): the toolbox layer's,
         // so the inference core does no downloading.
         .target(name: "ModelStore"),
+        // Command-line options shared by the executables that start an engine (--cpu-kernels).
+        .target(
+            name: "EngineOptions",
+            dependencies: ["Engine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .target(
             name: "Toolbox",
             dependencies: [
-                "Engine", "Tokenization", "ModelStore",
+                "Engine", "EngineOptions", "Tokenization", "ModelStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -107,7 +113,7 @@ let package = Package(
         .target(
             name: "Serving",
             dependencies: [
-                "Engine", "Tokenization", "GGUF", "ModelStore",
+                "Engine", "EngineOptions", "Tokenization", "GGUF", "ModelStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Engine
+import EngineOptions
 import Foundation
 
 /// `tandem bench engine`: prefill and generation tokens/s of the in-process engine.

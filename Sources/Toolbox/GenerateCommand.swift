@@ -1,5 +1,6 @@
 import ArgumentParser
 import Engine
+import EngineOptions
 import Foundation
 import Tokenization
 
