@@ -1,5 +1,6 @@
 import ArgumentParser
 import Engine
+import EngineOptions
 import ModelStore
 import Foundation
 import Hummingbird
@@ -60,6 +61,8 @@ public struct APIServer: AsyncParsableCommand {
 
     @Option(help: "Compute threads. Default: the CPUs this process may use.")
     var threads: Int?
+
+    @OptionGroup var kernels: CPUKernelsOption
 
     @Option(help: ArgumentHelp("Jinja chat template file used instead of the model's.", valueName: "file"))
     var chatTemplate: String?
@@ -189,6 +192,11 @@ public struct APIServer: AsyncParsableCommand {
     }
 
     func serve() async throws {
+        do {
+            try kernels.apply()
+        } catch {
+            throw ConfigurationError(message: "\(error)")
+        }
         let modelPath = model ?? DefaultModel.path()
         guard FileManager.default.fileExists(atPath: modelPath) else {
             throw ConfigurationError(message: "model file not found: \(modelPath)\(model == nil ? " (fetch it with scripts/fetch-model.sh, or pass --model)" : "")")
@@ -235,6 +243,7 @@ public struct APIServer: AsyncParsableCommand {
             "block_size": String(blockSize), "kv_cache_dtype": kvCacheDtype.rawValue,
             "enable_prefix_caching": String(enablePrefixCaching), "dp_rank": String(localDataParallelId),
             "data_parallel_size": String(dataParallelSize), "threads": String(configuration.threads),
+            "cpu_kernels": CPUKernels.activePath, "cpu_kernel_variant": CPUKernels.activeKernels,
         ]
         let routes = APIRoutes.router(state: state, metrics: metrics, options: .init(
             apiKey: apiKey, maxBodyBytes: maxBodyBytes, serverInfo: serverInfo))

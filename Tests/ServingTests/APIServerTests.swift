@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import Synchronization
 import Testing
@@ -253,7 +254,10 @@ import TestSupport
 
     @Test func routerEndpointsMetricsPortAndControlPlane() throws {
         let metricsPort = try freeLoopbackPort(), controlPort = try freeLoopbackPort()
-        let server = try APIServerProcess(["--engine-worker-queue-port", String(controlPort), "--metrics-port", String(metricsPort)])
+        // The flag wins over TANDEM_CPU_KERNELS; /get_server_info names the path that runs.
+        let server = try APIServerProcess(["--engine-worker-queue-port", String(controlPort), "--metrics-port", String(metricsPort),
+                                           "--cpu-kernels", "portable"],
+                                          environment: ["TANDEM_CPU_KERNELS": CPUKernels.supportedPaths[0].rawValue])
         defer { server.stop() }
         let client = server.client
         #expect(try HTTPTestClient(port: metricsPort).get("/metrics").text.contains("tandem:num_requests_running"))
@@ -264,7 +268,10 @@ import TestSupport
         #expect(Self.error(unknown).message == "No running request has the id 'cmpl-nothing'.")
         #expect(try client.get("/health_generate").status == 200)
         #expect(try client.get("/get_model_info").json()?["is_generation"] as? Bool == true)
-        #expect(try client.get("/get_server_info").json()?["status"] as? String == "serving")
+        let serverInfo = try client.get("/get_server_info").json()
+        #expect(serverInfo?["status"] as? String == "serving")
+        #expect(serverInfo?["cpu_kernels"] as? String == "portable")
+        #expect(serverInfo?["cpu_kernel_variant"] as? String == "portable")
         #expect(try client.get("/get_load").json()?["load"] as? Int == 0)
         #expect(try client.post("/flush_cache", body: Data()).status == 200)
         let metrics = try client.get("/metrics").text
@@ -306,6 +313,21 @@ import TestSupport
 
         let badFlag = try runProcess(try APIServerProcess.binary, ["--kv-cache-dtype", "int8"])
         #expect(badFlag.status == 78)
+
+        let unknownPath = try runProcess(try APIServerProcess.binary, ["--port", String(try freeLoopbackPort())],
+                                         environment: ["TANDEM_CPU_KERNELS": "avx3"])
+        #expect(unknownPath.status == 78)
+        #expect(unknownPath.stderr == "api-server: TANDEM_CPU_KERNELS=avx3 is not a kernel path (choose from: auto, avx512, avx2, portable)\n")
+        let badPath = try runProcess(try APIServerProcess.binary, ["--cpu-kernels", "sse"])
+        #expect(badPath.status == 78)
+        #expect(badPath.stderr.contains("'sse'") && badPath.stderr.contains("--cpu-kernels"), "\(badPath.stderr)")
+        for path in [CPUKernelPath.avx512, .avx2] where !CPUKernels.supports(path) {
+            let unsupported = try runProcess(try APIServerProcess.binary, ["--port", String(try freeLoopbackPort()),
+                                                                            "--cpu-kernels", path.rawValue])
+            #expect(unsupported.status == 78)
+            #expect(unsupported.stderr.hasPrefix("api-server: cpu kernels '\(path)': this CPU cannot run the \(path) kernels"),
+                    "\(unsupported.stderr)")
+        }
 
         let held = try HeldPort()
         let busy = try runProcess(try APIServerProcess.binary, ["--port", String(try freeLoopbackPort()), "--cache-queue-port", String(held.port)])

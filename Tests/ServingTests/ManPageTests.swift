@@ -10,8 +10,9 @@ private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathCompon
         let result = try runProcess(try APIServerProcess.binary, ["--help"])
         #expect(result.status == 0)
         let flags = Set(result.stdout.matches(of: /--[a-z][a-z-]*[a-z]/).map { String($0.output) })
-        #expect(flags.count >= 25)
-        #expect(flags.contains("--engine-worker-queue-port") && flags.contains("--no-enable-prefix-caching"))
+        #expect(flags.count >= 26)
+        #expect(flags.contains("--engine-worker-queue-port") && flags.contains("--no-enable-prefix-caching")
+            && flags.contains("--cpu-kernels"))
         let manPage = try String(contentsOfFile: packageRoot + "/Man/api-server.1", encoding: .utf8)
             .replacingOccurrences(of: "\\-", with: "-")
         for flag in flags.sorted() {

@@ -19,7 +19,8 @@ final class APIServerProcess {
     var client: HTTPTestClient { HTTPTestClient(port: port) }
 
     /// Starts the server with `arguments` (plus `--port`) and waits until /health is 200.
-    init(_ arguments: [String] = [], port: Int? = nil, waitUntilHealthy: Bool = true) throws {
+    init(_ arguments: [String] = [], environment: [String: String] = [:], port: Int? = nil,
+         waitUntilHealthy: Bool = true) throws {
         let binary = try Self.binary
         _ = try requireModel(at: DefaultModel.path())
         self.port = try port ?? freeLoopbackPort()
@@ -31,6 +32,7 @@ final class APIServerProcess {
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         try process.run()
         try? log.close()
         if waitUntilHealthy { try waitUntil("/health is 200") { (try? client.get("/health"))?.status == 200 } }
