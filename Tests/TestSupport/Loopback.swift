@@ -93,7 +93,8 @@ public func httpPost(port: Int, path: String, body: Data, contentType: String = 
     httpRequest("POST", port: port, path: path, body: body, contentType: contentType, timeout: timeout)
 }
 
-private func loopbackAddress(port: Int) -> sockaddr_in {
+/// A sockaddr_in for 127.0.0.1:port.
+public func loopbackAddress(port: Int) -> sockaddr_in {
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
