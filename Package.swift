@@ -4,6 +4,7 @@
 //   executables: multi-api-server  tandem  (api-server, router: later)
 //   supervisor:  Supervision -> FleetPlanning -> CSpawn, CSystemd, CCurl, CNuma
 //   inference:   Toolbox -> Engine -> Tokenization, GGUF, CKernels
+//   Toolbox -> ServingBenchmark (bench serve: an HTTP client) -> Tokenization, GGUF
 import PackageDescription
 
 let package = Package(
@@ -22,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
     ],
     targets: [
         // System libraries (Debian: libsystemd-dev, libcurl4-openssl-dev, libnuma-dev).
@@ -61,10 +64,21 @@ let package = Package(
         .target(name: "GGUF", dependencies: ["CKernels"]),
         .target(name: "Tokenization", dependencies: ["GGUF"]),
         .target(name: "Engine", dependencies: ["GGUF", "Tokenization", "CKernels"]),
+        // Load testing of OpenAI-compatible servers (`tandem bench serve`): datasets, arrival
+        // times, the streaming client, the metrics.
+        .target(
+            name: "ServingBenchmark",
+            dependencies: [
+                "GGUF", "Tokenization",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "Toolbox",
             dependencies: [
-                "Engine",
+                "Engine", "ServingBenchmark",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -84,6 +98,9 @@ let package = Package(
         .testTarget(
             name: "TokenizationTests", dependencies: ["Tokenization", "GGUF", "Engine", "TestSupport"],
             exclude: ["Python", "Templates"]
+        ),
+        .testTarget(
+            name: "ServingBenchmarkTests", dependencies: ["ServingBenchmark", "Tokenization", "GGUF", "Engine", "TestSupport"]
         ),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "GGUF", "Tokenization", "CKernels", "TestSupport"]),
     ]
