@@ -36,8 +36,9 @@ out_dir="${OUT_DIR:-.build/bench-serve}"
 mkdir -p "$out_dir"
 rm -f "$out_dir"/*.json
 
-swift build -c release --product tandem >&2
-tandem=.build/release/tandem
+# $TANDEM_BIN: an already built tandem (skips the build).
+tandem="${TANDEM_BIN:-.build/release/tandem}"
+[[ -n "${TANDEM_BIN:-}" ]] || swift build -c release --product tandem >&2
 
 build_llama_server() {
     local root="${TANDEM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tandem}/llama-native"
@@ -52,8 +53,13 @@ build_llama_server() {
         fi
         local source
         source="$(ls -d "$root"/llama_cpp_python-*/vendor/llama.cpp | head -1)"
+        # Not -march=native: this machine's CPUs report AMX, but using it dies with SIGILL here
+        # (llama-server: "Illegal instruction" at the first computation), so AVX-512 without AMX.
         nice -n 10 cmake -S "$source" -B "$root/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
-            -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DBUILD_SHARED_LIBS=OFF >&2
+            -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DBUILD_SHARED_LIBS=OFF \
+            -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+            -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AVX_VNNI=ON \
+            -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF >&2
         nice -n 10 cmake --build "$root/build" --target llama-server -j "$(nproc)" >&2
     fi
     echo "$binary"

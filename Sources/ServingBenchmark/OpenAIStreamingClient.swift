@@ -73,6 +73,10 @@ public final class OpenAIStreamingClient: Sendable {
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         request.headers.add(name: "Accept", value: "text/event-stream")
+        // A fresh connection per request: llama-server closes a connection after a streamed
+        // response, and a request sent on it in the meantime failed at once (connection reset),
+        // every other request. A local connect costs far less than a token.
+        request.headers.add(name: "Connection", value: "close")
         addAuthorization(&request)
         // A dictionary of strings, numbers and booleans always serialises.
         request.body = .bytes(ByteBuffer(bytes: Array(try! JSONSerialization.data(withJSONObject: body))))
