@@ -18,8 +18,9 @@
 //   supervisor:   Supervision -> FleetPlanning, CSpawn, CSystemd, CCurl, CNuma, SystemCalls
 //                 FleetPlanning -> CNuma
 //   serving:      Serving (OpenAI HTTP API) -> Engine, EngineOptions, Tokenization, GGUF, ModelStore
-//   toolbox:      Toolbox -> Engine, EngineOptions, Tokenization, ModelStore
+//   toolbox:      Toolbox -> Engine, EngineOptions, Tokenization, ModelStore, ServingBenchmark
 //                 EngineOptions (flags of engine-starting executables) -> Engine
+//                 ServingBenchmark (bench serve: an HTTP load client) -> Tokenization, GGUF
 //                 ModelStore (no dependencies: the default model's cache and download)
 //   inference:    Engine -> Tokenization, GGUF, CKernels
 //                 Tokenization -> GGUF, Jinja
@@ -44,6 +45,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
     ],
     targets: [
         // System calls made the same way everywhere: EINTR retried, errno turned into an error
@@ -100,10 +103,21 @@ let package = Package(
             name: "EngineOptions",
             dependencies: ["Engine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // Load testing of OpenAI-compatible servers (`tandem bench serve`): datasets, arrival
+        // times, the streaming client, the metrics.
+        .target(
+            name: "ServingBenchmark",
+            dependencies: [
+                "GGUF", "Tokenization",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "Toolbox",
             dependencies: [
-                "Engine", "EngineOptions", "Tokenization", "ModelStore",
+                "Engine", "EngineOptions", "Tokenization", "ModelStore", "ServingBenchmark",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -147,6 +161,9 @@ let package = Package(
             exclude: ["Python", "Templates"]
         ),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Engine", "ModelStore", "TestSupport"], exclude: ["Python"]),
+        .testTarget(
+            name: "ServingBenchmarkTests", dependencies: ["ServingBenchmark", "Tokenization", "GGUF", "ModelStore", "TestSupport"]
+        ),
         .testTarget(
             name: "EngineTests",
             dependencies: ["Engine", "GGUF", "GGUFTestSupport", "Tokenization", "CKernels", "ModelStore", "TestSupport"]

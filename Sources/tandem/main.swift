@@ -1,3 +1,3 @@
 import Toolbox
 
-TandemCommand.main()
+await TandemCommand.runMain()
