@@ -20,7 +20,7 @@
 //   serving:      Serving (OpenAI HTTP API) -> Engine, EngineOptions, Tokenization, GGUF, ModelStore
 //   toolbox:      Toolbox -> Engine, EngineOptions, Tokenization, ModelStore, ServingBenchmark
 //                 EngineOptions (flags of engine-starting executables) -> Engine
-//                 ServingBenchmark (bench serve: an HTTP load client) -> Tokenization, GGUF
+//                 ServingBenchmark (bench serve: an HTTP load client) -> Engine, Tokenization, GGUF
 //                 ModelStore (no dependencies: the default model's cache and download)
 //   inference:    Engine -> Tokenization, GGUF, CKernels
 //                 Tokenization -> GGUF, Jinja
@@ -108,7 +108,7 @@ let package = Package(
         .target(
             name: "ServingBenchmark",
             dependencies: [
-                "GGUF", "Tokenization",
+                "Engine", "GGUF", "Tokenization",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -162,7 +162,7 @@ let package = Package(
         ),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Engine", "ModelStore", "TestSupport"], exclude: ["Python"]),
         .testTarget(
-            name: "ServingBenchmarkTests", dependencies: ["ServingBenchmark", "Tokenization", "GGUF", "ModelStore", "TestSupport"]
+            name: "ServingBenchmarkTests", dependencies: ["ServingBenchmark", "Engine", "Tokenization", "GGUF", "ModelStore", "TestSupport"]
         ),
         .testTarget(
             name: "EngineTests",
