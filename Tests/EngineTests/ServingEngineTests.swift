@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Testing
+import TestSupport
 import Tokenization
 
 /// What one request's stream delivered.
@@ -111,16 +112,9 @@ struct ServedOutcome: Sendable {
         }
     }
 
-    /// Polls `condition` until it holds (60 s at most).
+    /// Waits until `condition` holds; records `what` if it never does.
     func eventually(_ what: Comment, _ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(60)
-        while !condition() {
-            guard ContinuousClock.now < deadline else {
-                Issue.record("timed out waiting until \(what)")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(2))
-        }
+        if !(await waitUntil(condition)) { Issue.record("timed out waiting until \(what)") }
     }
 
     @Test func sixtyFourConcurrentRequestsEachEqualTheRequestRunAlone() async throws {

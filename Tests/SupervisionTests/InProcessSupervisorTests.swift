@@ -35,16 +35,6 @@ func capturingLogger(_ lines: CapturedLines) -> Logger {
     Logger(label: "test") { _ in CapturingLogHandler(lines: lines) }
 }
 
-/// Polls `condition` every 50 ms until it holds or `timeout` seconds pass.
-func waitUntil(timeout: Double = 30, _ condition: () async -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + .seconds(timeout)
-    while ContinuousClock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(50))
-    }
-    return await condition()
-}
-
 /// A plan for a Supervisor run inside the test process: tandem-test-worker ranks with the
 /// given rank ids (not their indices, so the two cannot be confused), tagged `tag`.
 func inProcessPlan(rankIDs: [Int], workerArgs: [String] = [], logDirectory: String, tag: String) throws -> FleetPlan {

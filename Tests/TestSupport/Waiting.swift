@@ -17,3 +17,14 @@ public func waitUntil(deadline: ContinuousClock.Instant = .now + patience, poll:
     }
     return try condition()
 }
+
+/// `waitUntil` for conditions that must be awaited (an HTTP call, an actor's state).
+@discardableResult
+public func waitUntil(deadline: ContinuousClock.Instant = .now + patience, poll: Duration = .milliseconds(20),
+                      _ condition: () async throws -> Bool) async rethrows -> Bool {
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: poll)
+    }
+    return try await condition()
+}

@@ -47,15 +47,15 @@ final class APIServerProcess {
 
     /// Polls `condition` until it holds, for at most `seconds`.
     func waitUntil(_ what: String, seconds: Double = 120, _ condition: () throws -> Bool) throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try condition() { return }
-            guard process.isRunning else {
-                throw Failure(description: "api-server exited (\(process.terminationStatus)) before \(what):\n\(log)")
-            }
-            usleep(20_000)
+        var exited = false
+        let held = try TestSupport.waitUntil(deadline: .now + .seconds(seconds)) {
+            exited = !process.isRunning
+            return try exited || condition()
         }
-        throw Failure(description: "not within \(seconds) s: \(what)\n\(log)")
+        if try exited && !condition() {
+            throw Failure(description: "api-server exited (\(process.terminationStatus)) before \(what):\n\(log)")
+        }
+        guard held else { throw Failure(description: "not within \(seconds) s: \(what)\n\(log)") }
     }
 
     /// Sends SIGTERM and returns the exit status (SIGKILL after `seconds`).
@@ -67,8 +67,7 @@ final class APIServerProcess {
     }
 
     func waitForExit(seconds: Double = 60) -> Int32 {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
+        TestSupport.waitUntil(deadline: .now + .seconds(seconds)) { !process.isRunning }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
         return process.terminationStatus
