@@ -15,6 +15,8 @@
 //                 api-server -> Serving
 //                 tandem-test-worker -> SystemCalls
 //                 (router: being built)
+//   wire types:   PDProtocol (no dependencies: what workers, the router and the supervisor send
+//                 each other: roles, endpoints, registration, disaggregate_info, PD messages)
 //   supervisor:   Supervision -> FleetPlanning, CSpawn, CSystemd, CCurl, CNuma, SystemCalls
 //                 FleetPlanning -> CNuma
 //   serving:      Serving (OpenAI HTTP API) -> Engine, EngineOptions, Tokenization, GGUF, ModelStore
@@ -81,6 +83,10 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+
+        // Wire types shared by processes (worker registration, the router's disaggregate_info,
+        // PD handoff messages): written once, imported by both ends.
+        .target(name: "PDProtocol"),
 
         // Inference core: GGUF files, tokenizers and chat templates, kernels, the model.
         // CKernels: C with runtime CPU dispatch (AVX-512 VNNI / AVX2 / portable, chosen per
