@@ -56,8 +56,13 @@ final class PDPair: @unchecked Sendable {
         decodeBody["disaggregate_info"] = info(role: "decode", id: id, protocol: transfer)
         let bodies = [try JSONSerialization.data(withJSONObject: prefillBody), try JSONSerialization.data(withJSONObject: decodeBody)]
         let clients = [prefill.client, decode.client]
+        // A leg whose instance was killed has no response: status 0, the error as its body.
         let responses = try concurrently(2) { index in
-            try clients[index].post(path, body: bodies[index], headers: ["X-Request-Id": id])
+            do {
+                return try clients[index].post(path, body: bodies[index], headers: ["X-Request-Id": id])
+            } catch {
+                return HTTPTestResponse(status: 0, headers: [:], body: Data("\(error)".utf8))
+            }
         }
         return Legs(prefill: responses[0], decode: responses[1])
     }
