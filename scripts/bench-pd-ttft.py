@@ -65,7 +65,7 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--max-tokens", type=int, default=4)
     a = ap.parse_args()
-    common = ["--threads", str(a.threads), "--num-gpu-blocks-override", "512"]
+    common = ["--threads", str(a.threads), "--num-gpu-blocks-override", "512", "--kv-transfer-timeout", "600"]
     m_port, p_port, d_port, pd_comm, cache_queue = (free_port() for _ in range(5))
     procs = [start(a.binary, common, m_port),
              start(a.binary, common + ["--splitwise-role", "prefill"], p_port),
@@ -93,8 +93,12 @@ def main():
                 start_time = time.perf_counter()
                 leg = threading.Thread(target=post, args=(p_port, pbody, results))
                 leg.start()
-                t = stream_ttft(d_port, dbody, start_time)
-                leg.join()
+                try:
+                    t = stream_ttft(d_port, dbody, start_time)
+                finally:
+                    leg.join()
+                    if results and results[0][0] != 200:
+                        print(f"prefill leg: {results[0]}", file=sys.stderr)
                 if results[0][0] != 200:
                     raise RuntimeError(f"prefill leg: {results[0]}")
                 if rep: pd.append(t)
