@@ -83,6 +83,35 @@ import TestSupport
         try pair.waitUntilIdle()
     }
 
+    /// Chat completions through P → D: the same messages give the mixed instance's tokens.
+    @Test func chatCompletionsEqualMixed() throws {
+        let common = ["--num-gpu-blocks-override", "128"]
+        let mixed = try APIServerProcess(common)
+        defer { mixed.stop() }
+        let pair = try PDPair(common: common)
+        defer { pair.stop() }
+        func tokens(_ response: HTTPTestResponse, stream: Bool) throws -> [String] {
+            guard response.status == 200 else { throw APIServerProcess.Failure(description: "\(response.status) \(response.text)") }
+            let chunks = stream ? response.events.filter { $0 != "[DONE]" } : [response.text]
+            return try chunks.flatMap { chunk -> [String] in
+                let json = try JSONSerialization.jsonObject(with: Data(chunk.utf8)) as? [String: Any]
+                let choice = (json?["choices"] as? [[String: Any]])?.first
+                let content = (choice?["logprobs"] as? [String: Any])?["content"] as? [[String: Any]] ?? []
+                return content.compactMap { $0["token"] as? String }
+            }
+        }
+        for (index, question) in ["What is the capital of France?", "Write a haiku about the sea.", "Count from one to five."].enumerated() {
+            let body: [String: Any] = ["messages": [["role": "user", "content": question]], "max_tokens": 8, "temperature": 0,
+                                       "logprobs": true, "stream": index == 1]
+            let expected = try tokens(try mixed.client.post("/v1/chat/completions", json: body), stream: index == 1)
+            #expect(!expected.isEmpty)
+            let legs = try pair.send("/v1/chat/completions", body: body, protocol: index == 2 ? "tcp" : "ipc")
+            #expect(legs.prefill.status == 200, "\(legs.prefill.text)")
+            #expect(try tokens(legs.decode, stream: index == 1) == expected, "\(question)")
+        }
+        try pair.waitUntilIdle()
+    }
+
     /// D reuses its own prefix-cache hits: a prompt sent twice moves only the blocks D lacks.
     @Test func decodeReceivesOnlyTheBlocksItLacks() throws {
         let pair = try PDPair(common: ["--num-gpu-blocks-override", "256"])
