@@ -135,12 +135,12 @@ start_and_measure tandem-router "$port" "$router" --port "$port" --worker-urls "
 if ((run_vllm)); then
     port="$(free_port)"
     start_and_measure vllm-router "$port" vllm-router --host 127.0.0.1 --port "$port" --worker-urls "$backend" \
-        --policy round_robin --log-level warning
+        --policy round_robin --log-level warning --prometheus-host 127.0.0.1 --prometheus-port "$(free_port)"
 fi
 if ((run_sglang)); then
     port="$(free_port)"
     start_and_measure sglang-router "$port" python3 -m sglang_router.launch_router --host 127.0.0.1 --port "$port" \
-        --worker-urls "$backend" --policy round_robin --log-level warn
+        --worker-urls "$backend" --policy round_robin --log-level warn --prometheus-host 127.0.0.1 --prometheus-port "$(free_port)"
 fi
 
 python3 - "$work/results" "$connections" "$seconds" <<'PY'

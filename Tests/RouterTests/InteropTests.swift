@@ -16,14 +16,17 @@ import TestSupport
         let a = try APIServerProcess(["--threads", "1", "--served-model-name", "smollm2"])
         let b = try APIServerProcess(["--threads", "1", "--served-model-name", "smollm2"])
         defer { a.stop(); b.stop() }
-        let port = try freeLoopbackPort()
+        let ports = try freeLoopbackPorts(2)
+        let port = ports[0]
         let logPath = NSTemporaryDirectory() + "vllm-router-\(UUID().uuidString).log"
         FileManager.default.createFile(atPath: logPath, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: logPath) }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        // Its Prometheus exporter has a fixed default port: another one is given, free.
         process.arguments = ["vllm-router", "--host", "127.0.0.1", "--port", String(port), "--policy", "round_robin",
+                             "--prometheus-host", "127.0.0.1", "--prometheus-port", String(ports[1]),
                              "--worker-urls", "http://127.0.0.1:\(a.port)", "http://127.0.0.1:\(b.port)"]
         process.standardOutput = log
         process.standardError = log

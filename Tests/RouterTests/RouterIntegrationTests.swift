@@ -143,7 +143,7 @@ import TestSupport
         try router.waitForHealthyWorkers(2)
 
         // Streams under way on both workers when b dies.
-        let long = Completions.body("Tell me a story:", maxTokens: 400, stream: true)
+        let long = Completions.body("Tell me a story:", maxTokens: 200, stream: true)
         let started = Mutex<Set<Int>>([])
         let body = try JSONSerialization.data(withJSONObject: long)
         let client = router.client, workerA = a.client
