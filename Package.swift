@@ -14,7 +14,7 @@
 //                 tandem -> Toolbox
 //                 api-server -> Serving
 //                 tandem-test-worker -> SystemCalls
-//                 (router: being built)
+//                 router -> Routing
 //   wire types:   PDProtocol (no dependencies: what workers, the router and the supervisor send
 //                 each other: roles, endpoints, registration, disaggregate_info, PD messages)
 //   router:       Routing (worker table, health checks, policies, PD pairing, relay, retries,
