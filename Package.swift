@@ -14,9 +14,11 @@
 //                 tandem -> Toolbox
 //                 api-server -> Serving
 //                 tandem-test-worker -> SystemCalls
-//                 (router: being built)
+//                 router -> Routing
 //   wire types:   PDProtocol (no dependencies: what workers, the router and the supervisor send
 //                 each other: roles, endpoints, registration, disaggregate_info, PD messages)
+//   router:       Routing (worker table, health checks, policies, PD pairing, relay, retries,
+//                 circuit breakers, admission queue, metrics, the router's flags) -> PDProtocol
 //   supervisor:   Supervision -> FleetPlanning, CSpawn, CSystemd, CCurl, CNuma, SystemCalls
 //                 FleetPlanning -> CNuma
 //   serving:      Serving (OpenAI HTTP API) -> Engine, EngineOptions, Tokenization, GGUF, ModelStore,
@@ -42,6 +44,7 @@ let package = Package(
         .executable(name: "multi-api-server", targets: ["multi-api-server"]),
         .executable(name: "tandem", targets: ["tandem"]),
         .executable(name: "api-server", targets: ["api-server"]),
+        .executable(name: "router", targets: ["router"]),
         .library(name: "Engine", targets: ["Engine"]),
         .library(name: "Supervision", targets: ["Supervision"]),
     ],
@@ -53,6 +56,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.0.0"),
     ],
     targets: [
         // System calls made the same way everywhere: EINTR retried, errno turned into an error
@@ -91,6 +95,26 @@ let package = Package(
         // Wire types shared by processes (worker registration, the router's disaggregate_info,
         // PD handoff messages): written once, imported by both ends.
         .target(name: "PDProtocol"),
+
+        // The router in front of api-server instances (mixed, or prefill and decode pairs):
+        // registration, health, policies, the relay and its reliability rules. Never links the
+        // inference core.
+        .target(
+            name: "Routing",
+            dependencies: [
+                "PDProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
 
         // Inference core: GGUF files, tokenizers and chat templates, kernels, the model.
         // CKernels: C with runtime CPU dispatch (AVX-512 VNNI / AVX2 / portable, chosen per
@@ -152,6 +176,7 @@ let package = Package(
         // Executables: thin main.swift files over the libraries.
         .executableTarget(name: "api-server", dependencies: ["Serving"]),
         .executableTarget(name: "multi-api-server", dependencies: ["Supervision"]),
+        .executableTarget(name: "router", dependencies: ["Routing"]),
         .executableTarget(name: "tandem", dependencies: ["Toolbox"]),
         // A stand-in worker for the supervisor's integration tests until api-server exists:
         // serves /health and can be told to crash, hang, exit 78 or flood its log.
@@ -168,6 +193,11 @@ let package = Package(
             dependencies: ["Supervision", "FleetPlanning", "SystemCalls", "TestSupport", "ModelStore", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "SystemCallsTests", dependencies: ["SystemCalls"]),
+        .testTarget(
+            name: "RouterTests",
+            dependencies: ["Routing", "PDProtocol", "Engine", "ModelStore", "TestSupport", .product(name: "NIOCore", package: "swift-nio")],
+            exclude: ["Python"]
+        ),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "GGUFTestSupport", "Engine", "ModelStore", "TestSupport"]),
         .testTarget(
             name: "TokenizationTests", dependencies: ["Tokenization", "GGUF", "GGUFTestSupport", "ModelStore", "TestSupport"],
