@@ -104,7 +104,7 @@ extension Relay {
                 return response
             case .failed(let why, let failedURLs):
                 lastError = why
-                context.logger.warning("PD try failed before the first token: \(why)")
+                context.logger.warning("\(context.requestID): PD try failed before the first token: \(why)")
                 if failedURLs.contains(prefill.url) { triedPrefill.insert(prefill.url) }
                 if failedURLs.contains(decode.url) { triedDecode.insert(decode.url) }
             }
@@ -149,7 +149,7 @@ extension Relay {
                 let abortDecode = legs.prefillFailed(failure)
                 table.end(prefill.url, success: abortDecode ? !(failure.status.map(Self.isRetryable) ?? true) : nil, at: .now)
                 if abortDecode {
-                    context.logger.warning("\(failure.why): aborting the decode leg on \(decode.url)")
+                    context.logger.warning("\(engineID): \(failure.why): aborting the decode leg on \(decode.url)")
                     await workers.abort(engineID, on: decode.endpoint)
                 }
             }
