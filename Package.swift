@@ -14,15 +14,19 @@
 //                 tandem -> Toolbox
 //                 api-server -> Serving
 //                 tandem-test-worker -> SystemCalls
-//                 (router: being built)
+//                 router -> Routing
 //   wire types:   PDProtocol (no dependencies: what workers, the router and the supervisor send
 //                 each other: roles, endpoints, registration, disaggregate_info, PD messages)
 //   router:       Routing (worker table, health checks, policies, PD pairing, relay, retries,
 //                 circuit breakers, admission queue, metrics, the router's flags) -> PDProtocol
 //   supervisor:   Supervision -> FleetPlanning, CSpawn, CSystemd, CCurl, CNuma, SystemCalls
 //                 FleetPlanning -> CNuma
-//   serving:      Serving (OpenAI HTTP API) -> Engine, EngineOptions, Tokenization, GGUF, ModelStore
-//   toolbox:      Toolbox -> Engine, EngineOptions, Tokenization, ModelStore, ServingBenchmark
+//   serving:      Serving (OpenAI HTTP API) -> Engine, EngineOptions, Tokenization, GGUF, ModelStore,
+//                 PDProtocol, KVTransfer
+//                 KVTransfer (PD: KV blocks and the first token between P and D) -> Engine, PDProtocol,
+//                 SystemCalls
+//   toolbox:      Toolbox -> Engine, EngineOptions, Tokenization, ModelStore, ServingBenchmark, KVTransfer,
+//                 PDProtocol
 //                 EngineOptions (flags of engine-starting executables) -> Engine
 //                 ServingBenchmark (bench serve: an HTTP load client) -> Engine, Tokenization, GGUF
 //                 ModelStore (no dependencies: the default model's cache and download)
@@ -126,6 +130,9 @@ let package = Package(
         .target(name: "Jinja"),
         .target(name: "Tokenization", dependencies: ["GGUF", "Jinja"]),
         .target(name: "Engine", dependencies: ["GGUF", "Tokenization", "CKernels"]),
+        // Prefill–decode KV transfer between two instances: the handshake, D's reservation, KV
+        // pushed layer by layer (tcp frames or ipc shared memory), checksums, the first token.
+        .target(name: "KVTransfer", dependencies: ["Engine", "PDProtocol", "SystemCalls"]),
         // The default model's place in the cache and its download (pip): the toolbox layer's,
         // so the inference core does no downloading.
         .target(name: "ModelStore"),
@@ -148,7 +155,7 @@ let package = Package(
         .target(
             name: "Toolbox",
             dependencies: [
-                "Engine", "EngineOptions", "Tokenization", "ModelStore", "ServingBenchmark",
+                "Engine", "EngineOptions", "Tokenization", "ModelStore", "ServingBenchmark", "KVTransfer", "PDProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -158,7 +165,7 @@ let package = Package(
         .target(
             name: "Serving",
             dependencies: [
-                "Engine", "EngineOptions", "Tokenization", "GGUF", "ModelStore",
+                "Engine", "EngineOptions", "Tokenization", "GGUF", "ModelStore", "PDProtocol", "KVTransfer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -197,7 +204,8 @@ let package = Package(
             name: "TokenizationTests", dependencies: ["Tokenization", "GGUF", "GGUFTestSupport", "ModelStore", "TestSupport"],
             exclude: ["Python", "Templates"]
         ),
-        .testTarget(name: "ServingTests", dependencies: ["Serving", "Engine", "ModelStore", "TestSupport"], exclude: ["Python"]),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Engine", "ModelStore", "TestSupport", "PDProtocol"], exclude: ["Python"]),
+        .testTarget(name: "KVTransferTests", dependencies: ["KVTransfer", "PDProtocol", "Engine"]),
         .testTarget(
             name: "ServingBenchmarkTests", dependencies: ["ServingBenchmark", "Engine", "Tokenization", "GGUF", "ModelStore", "TestSupport"]
         ),
