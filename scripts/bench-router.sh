@@ -132,6 +132,8 @@ start_and_measure() { # name port command...
 measure direct "$backend"
 port="$(free_port)"
 start_and_measure tandem-router "$port" "$router" --port "$port" --worker-urls "$backend" --log-level warning
+port="$(free_port)"
+start_and_measure tandem-router-1-thread "$port" "$router" --port "$port" --worker-urls "$backend" --log-level warning --threads 1
 if ((run_vllm)); then
     port="$(free_port)"
     start_and_measure vllm-router "$port" vllm-router --host 127.0.0.1 --port "$port" --worker-urls "$backend" \
@@ -155,10 +157,12 @@ print("| --- | ---: | ---: | ---: | ---: | ---: |")
 for name, (rps, p50, p99) in results.items():
     added = "" if name == "direct" else f"{p50 - direct[1]:.0f} us | {p99 - direct[2]:.0f} us"
     print(f"| {name} | {rps:.0f} | {p50:.0f} us | {p99:.0f} us | {added or ' | '} |")
-tandem = results.get("tandem-router")
-for other in ("vllm-router", "sglang-router"):
-    if tandem and other in results:
-        o = results[other]
-        print(f"\ntandem-router vs {other}: requests/s {tandem[0] / o[0]:.2f}x, "
-              f"added p99 {tandem[2] - direct[2]:.0f} us vs {o[2] - direct[2]:.0f} us")
+for mine in ("tandem-router", "tandem-router-1-thread"):
+    tandem = results.get(mine)
+    for other in ("vllm-router", "sglang-router"):
+        if tandem and other in results:
+            o = results[other]
+            print(f"\n{mine} vs {other}: requests/s {tandem[0] / o[0]:.2f}x, "
+                  f"added p50 {tandem[1] - direct[1]:.0f} us vs {o[1] - direct[1]:.0f} us, "
+                  f"added p99 {tandem[2] - direct[2]:.0f} us vs {o[2] - direct[2]:.0f} us")
 PY

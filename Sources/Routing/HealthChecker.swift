@@ -20,7 +20,7 @@ public struct HealthChecker: Service {
     }
 
     public func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 await checkAll()
                 try? await Task.sleep(for: interval)

@@ -104,7 +104,7 @@ extension Relay {
                 return response
             case .failed(let why, let failedURLs):
                 lastError = why
-                context.logger.warning("PD try failed before the first token: \(why)")
+                context.logger.warning("\(context.requestID): PD try failed before the first token: \(why)")
                 if failedURLs.contains(prefill.url) { triedPrefill.insert(prefill.url) }
                 if failedURLs.contains(decode.url) { triedDecode.insert(decode.url) }
             }
@@ -149,7 +149,7 @@ extension Relay {
                 let abortDecode = legs.prefillFailed(failure)
                 table.end(prefill.url, success: abortDecode ? !(failure.status.map(Self.isRetryable) ?? true) : nil, at: .now)
                 if abortDecode {
-                    context.logger.warning("\(failure.why): aborting the decode leg on \(decode.url)")
+                    context.logger.warning("\(engineID): \(failure.why): aborting the decode leg on \(decode.url)")
                     await workers.abort(engineID, on: decode.endpoint)
                 }
             }
@@ -175,7 +175,7 @@ extension Relay {
             table.end(decode.url, success: legs.prefillFailure == nil ? false : nil, at: .now)
             if legs.prefillFailure == nil { await abortPrefill() }
             if NIODeadline.now() >= deadline { throw RouterError.requestTimeout(after: settings.requestTimeout) }
-            return prefillFailureAttempt(legs, context: context, prefill: prefill.url)
+            return prefillFailureAttempt(legs, context: context, prefill: prefill.url, decode: decode.url)
                 ?? .failed("decode \(decode.url): \(WorkerClient.describe(error))", failedURLs: [decode.url])
         }
         let decodeStatus = Int(response.status.code)
@@ -186,19 +186,23 @@ extension Relay {
             if outcome != true || decodeStatus != 200 { await abortPrefill() }
         })
         if case .failed(let why, _) = attempt {
-            return prefillFailureAttempt(legs, context: context, prefill: prefill.url) ?? .failed(why, failedURLs: [decode.url])
+            return prefillFailureAttempt(legs, context: context, prefill: prefill.url, decode: decode.url)
+                ?? .failed(why, failedURLs: [decode.url])
         }
         return attempt
     }
 
     /// When the prefill leg's failure ended the try: P's own error when P refused the request
-    /// (4xx: the client's fault, not retried), else a retryable failure of P.
-    private func prefillFailureAttempt(_ legs: PDLegs, context: RelayContext, prefill: String) -> Attempt? {
+    /// (4xx: the client's fault, not retried), else a retryable failure, blamed on D when P
+    /// says its transfer to D failed (`pd_transfer_error`: D unreachable, gone, refusing),
+    /// else on P.
+    private func prefillFailureAttempt(_ legs: PDLegs, context: RelayContext, prefill: String, decode: String) -> Attempt? {
         guard let failure = legs.prefillFailure else { return nil }
         if let status = failure.status, !Self.isRetryable(status), let body = failure.body {
             context.finish.finish(status: status)
             return .done(Response(status: .init(code: status), headers: [.contentType: "application/json"], body: .init(byteBuffer: body)))
         }
-        return .failed(failure.why, failedURLs: [prefill])
+        let transferFailed = failure.body.map { String(buffer: $0).contains("\"pd_transfer_error\"") } ?? false
+        return .failed(failure.why, failedURLs: [transferFailed ? decode : prefill])
     }
 }

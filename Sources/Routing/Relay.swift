@@ -67,8 +67,8 @@ public final class Relay: Sendable {
     public func serve(_ request: Request, route: OpenAIRoute) async throws -> Response {
         let start = ContinuousClock.now
         let requestID = Self.requestID(request.headers[Self.requestIDField])
-        var requestLogger = logger
-        requestLogger[metadataKey: "request_id"] = "\(requestID)"
+        // The request id goes into the messages: metadata would be formatted on every request.
+        let requestLogger = logger
         let body: ByteBuffer
         do {
             body = try await request.body.collect(upTo: settings.maxBodyBytes)
@@ -103,7 +103,7 @@ public final class Relay: Sendable {
         } catch {
             let status = (error as? RouterError).map { Int($0.status.code) } ?? 500
             metrics.recordError((error as? RouterError)?.code ?? "internal")
-            requestLogger.warning("request failed: \(error)")
+            requestLogger.warning("\(requestID): request failed: \(error)")
             finish.finish(status: status)
             throw error
         }
@@ -141,13 +141,13 @@ public final class Relay: Sendable {
             tried.insert(worker.url)
             guard table.begin(worker.url, at: now) else { continue }
             attempts += 1
-            context.logger.debug("to \(worker.url)")
+            context.logger.debug("\(context.requestID): to \(worker.url)")
             switch try await attemptMixed(worker.url, body: body, context: context) {
             case .done(let response):
                 return response
             case .failed(let why, _):
                 lastError = why
-                context.logger.warning("\(worker.url) failed before the first token: \(why)")
+                context.logger.warning("\(context.requestID): \(worker.url) failed before the first token: \(why)")
             }
         }
         if attempts == 0 { throw RouterError.noWorker(settings.splitwise ? "prefill/decode or mixed" : "mixed") }
@@ -247,7 +247,7 @@ public final class Relay: Sendable {
                         let why = error is HTTPClientError && NIODeadline.now() >= context.deadline
                             ? RouterError.requestTimeout(after: timeout)
                             : RouterError.upstreamFailed(attempts: 1, last: "\(url) failed after the response started: \(WorkerClient.describe(error))")
-                        logger.warning("stream from \(url) broke: \(error)")
+                        logger.warning("\(context.requestID): stream from \(url) broke: \(error)")
                         var event = ByteBuffer(string: "data: ")
                         event.writeBytes(why.jsonBody)
                         event.writeString("\n\ndata: [DONE]\n\n")
@@ -261,7 +261,7 @@ public final class Relay: Sendable {
             } catch {
                 // The client went away: stop the worker's request.
                 outcome = outcome == false ? false : nil
-                logger.info("client went away: aborting on \(url)")
+                logger.info("\(context.requestID): client went away: aborting on \(url)")
             }
             upstream.cancel()
             table.end(url, success: outcome, at: .now)

@@ -4,6 +4,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import NIOPosix
 import PDProtocol
 import ServiceLifecycle
 
@@ -122,6 +123,9 @@ public struct RouterCommand: AsyncParsableCommand {
     @Option(help: "Largest request body in bytes; larger ones are refused with 413.")
     var maxBodyBytes = 8 << 20
 
+    @Option(help: "Event loop threads (they also run the router's tasks). Default: the CPUs.")
+    var threads: Int?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -147,6 +151,7 @@ public struct RouterCommand: AsyncParsableCommand {
         try check(retryBackoffMultiplier >= 1 && (0...1).contains(retryJitterFactor), "--retry-backoff-multiplier must be at least 1 and --retry-jitter-factor in 0...1")
         try check(cbFailureThreshold >= 1 && cbSuccessThreshold >= 1 && cbTimeout > 0, "--cb-failure-threshold and --cb-success-threshold must be at least 1, --cb-timeout more than 0")
         try check(maxBodyBytes >= 1024, "--max-body-bytes must be at least 1024")
+        try check(threads.map { $0 >= 1 } ?? true, "--threads must be at least 1")
         try check(Logger.Level(rawValue: logLevel) != nil, "--log-level '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
         _ = try staticWorkers()
     }
@@ -209,6 +214,11 @@ public struct RouterCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("router: \(fullMessage(for: error))\n".utf8))
             Foundation.exit(78)
         }
+        // Swift concurrency runs on NIO's event loop threads: a relayed request then does not
+        // hop between the concurrency pool and the loops of the server and of the client to the
+        // worker. Done before any task runs, on the main thread, as NIO requires.
+        if let threads = command.threads { NIOSingletons.groupLoopCountSuggestion = threads }
+        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         do {
             try await command.serve()
         } catch {

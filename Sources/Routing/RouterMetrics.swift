@@ -16,6 +16,8 @@ public final class RouterMetrics: Sendable {
     private let queueWaiting: Gauge
     private let running: Gauge
     private let workerSeries = Mutex<[String: [Gauge]]>([:])
+    /// Per route and status: made once, then only counted (the registry's lookup builds names).
+    private let requestSeries = Mutex<[String: (count: Counter, duration: DurationHistogram, firstToken: DurationHistogram)]>([:])
 
     public init() {
         retries = registry.makeCounter(descriptor: Self.name("retries", "total", "Requests sent again to another worker"))
@@ -35,15 +37,24 @@ public final class RouterMetrics: Sendable {
     /// One finished client request: `route` (completions, chat_completions, models), its HTTP
     /// status, its duration and, for streams, the time to its first token.
     public func recordRequest(route: String, status: Int, duration: Duration, firstToken: Duration?) {
-        registry.makeCounter(descriptor: Self.name("requests", "total", "Client requests by route and HTTP status"),
-                             labels: [("route", route), ("status", String(status))]).increment()
-        registry.makeDurationHistogram(descriptor: Self.name("request_duration", "seconds", "Client request latency through the router"),
-                                       labels: [("route", route)], buckets: latencyBuckets).record(duration)
-        if let firstToken {
-            registry.makeDurationHistogram(descriptor: Self.name("time_to_first_token", "seconds",
-                                                                 "Time to the first streamed token through the router"),
-                                           labels: [("route", route)], buckets: latencyBuckets).record(firstToken)
+        let key = "\(route) \(status)"
+        let series = requestSeries.withLock { series in
+            if let known = series[key] { return known }
+            let made = (
+                count: registry.makeCounter(descriptor: Self.name("requests", "total", "Client requests by route and HTTP status"),
+                                            labels: [("route", route), ("status", String(status))]),
+                duration: registry.makeDurationHistogram(
+                    descriptor: Self.name("request_duration", "seconds", "Client request latency through the router"),
+                    labels: [("route", route)], buckets: latencyBuckets),
+                firstToken: registry.makeDurationHistogram(
+                    descriptor: Self.name("time_to_first_token", "seconds", "Time to the first streamed token through the router"),
+                    labels: [("route", route)], buckets: latencyBuckets))
+            series[key] = made
+            return made
         }
+        series.count.increment()
+        series.duration.record(duration)
+        if let firstToken { series.firstToken.record(firstToken) }
     }
 
     /// A failure: `kind` is upstream, no_worker, queue_full, queue_timeout, timeout, bad_request.

@@ -19,7 +19,7 @@ import TestSupport
         let ports = try freeLoopbackPorts(2)
         let port = ports[0]
         let logPath = NSTemporaryDirectory() + "vllm-router-\(UUID().uuidString).log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: logPath) }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         let process = Process()

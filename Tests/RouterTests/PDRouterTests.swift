@@ -76,6 +76,23 @@ struct PDRouterTests {
         try decode.waitUntilIdle(seconds: 60)
     }
 
+    @Test func aClientThatLeavesMidStreamFreesTheBlocksOfBothLegs() throws {
+        let (prefill, prefillURL) = try Self.instance("prefill", protocols: "ipc,tcp")
+        let (decode, decodeURL) = try Self.instance("decode", protocols: "ipc,tcp")
+        defer { prefill.stop(); decode.stop() }
+        let router = try RouterProcess(["--splitwise", "--prefill", prefillURL, "--decode", decodeURL])
+        defer { router.stop() }
+        try router.waitForHealthyWorkers(2)
+        let long = try JSONSerialization.data(withJSONObject: [
+            "prompt": "Write a long story:", "max_tokens": 2000, "temperature": 0, "ignore_eos": true, "stream": true,
+        ] as [String: Any])
+        let partial = try router.client.request("POST", "/v1/completions", body: long) { $0 >= 3 }
+        #expect(partial.status == 200)
+        try prefill.waitUntilIdle(seconds: 60)
+        try decode.waitUntilIdle(seconds: 60)
+        #expect(try Completions.run(router.client, "Hello", maxTokens: 4, stream: true).finishReason == "length")
+    }
+
     @Test func aDeadDecodeLegAbortsThePrefillLegAndTheNextRequestSucceeds() throws {
         let (prefill, prefillURL) = try Self.instance("prefill", protocols: "ipc,tcp")
         let (decode, decodeURL) = try Self.instance("decode", protocols: "ipc,tcp")

@@ -133,6 +133,21 @@ import TestSupport
         #expect(try Completions.run(router.client, "Hi", maxTokens: 2).finishReason == "length")
     }
 
+    @Test func aWorkerThatStopsAnsweringTimesOutWith504() throws {
+        let worker = try APIServerProcess(["--threads", "1"])
+        defer { worker.stop() }
+        let router = try RouterProcess(["--worker-urls", Self.url(worker), "--request-timeout", "0.5", "--health-check-interval", "3600"])
+        defer { router.stop() }
+        try router.waitForHealthyWorkers(1)
+        kill(worker.process.processIdentifier, SIGSTOP)
+        let late = try router.client.post("/v1/completions", json: Completions.body("Hello", maxTokens: 4, stream: false))
+        kill(worker.process.processIdentifier, SIGCONT)
+        #expect(late.status == 504)
+        #expect(late.text == #"{"error":{"code":"request_timeout","message":"The worker did not finish the request within 0.5 s.","param":null,"type":"timeout_error"}}"#)
+        try worker.waitUntilIdle(seconds: 60)
+        #expect(try Completions.run(router.client, "Hello", maxTokens: 4).finishReason == "length")
+    }
+
     @Test func aKilledWorkerFailsNoRequestThatHadNoTokenYet() throws {
         let (a, b) = try Self.twoWorkers()
         defer { a.stop(); b.stop() }
