@@ -64,6 +64,8 @@ public struct APIServer: AsyncParsableCommand {
 
     @OptionGroup var kernels: CPUKernelsOption
 
+    @OptionGroup var prefillBatching: PrefillBatchingOptions
+
     @Option(help: ArgumentHelp("Jinja chat template file used instead of the model's.", valueName: "file"))
     var chatTemplate: String?
 
@@ -162,6 +164,7 @@ public struct APIServer: AsyncParsableCommand {
         configuration.maxModelLength = maxModelLen
         configuration.maxWaitingRequests = maxWaitingRequests
         configuration.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        prefillBatching.apply(to: &configuration)
         return configuration
     }
 

@@ -193,6 +193,11 @@ public struct ServingConfiguration: Sendable, Equatable {
     public var maxWaitingRequests = 1024
     /// `--threads`: compute threads.
     public var threads = 1
+    /// `--prefill-batching-policy`: the order waiting requests are admitted in.
+    public var prefillBatchingPolicy = PrefillBatchingPolicy.fcfs
+    /// `--prefill-batching-max-wait`: under gtsf, seconds after which a waiting request goes
+    /// ahead of every length group.
+    public var prefillBatchingMaxWait: Double = 10
 
     public init() {}
 }
