@@ -451,5 +451,7 @@ struct ServedOutcome: Sendable {
             $0.numBlocksOverride = nil
             $0.kvCacheMemoryBytes = 1000
         } == "invalid serving configuration: kv-cache-memory of 1000 bytes holds no KV block (737280 bytes each)")
+        #expect(message { $0.prefillBatchingMaxWait = -1 }
+            == "invalid serving configuration: prefill-batching-max-wait must be in 0...1e9 seconds (got -1.0)")
     }
 }
