@@ -68,6 +68,8 @@ public struct APIServer: AsyncParsableCommand {
 
     @OptionGroup var kernels: CPUKernelsOption
 
+    @OptionGroup var prefillBatching: PrefillBatchingOptions
+
     @Option(help: ArgumentHelp("Jinja chat template file used instead of the model's.", valueName: "file"))
     var chatTemplate: String?
 
@@ -212,6 +214,7 @@ public struct APIServer: AsyncParsableCommand {
         configuration.maxWaitingRequests = maxWaitingRequests
         configuration.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         configuration.sharedKVCache = splitwiseRole == .decode && ((try? transferProtocols()) ?? []).contains(.ipc)
+        prefillBatching.apply(to: &configuration)
         return configuration
     }
 

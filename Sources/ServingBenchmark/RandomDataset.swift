@@ -7,14 +7,27 @@ import Tokenization
 /// from outputLength·(1 ± rangeRatio). Unlike vLLM, the prompt text has exactly the drawn
 /// number of tokens under `tokenizer` (re-encoding decoded random ids can merge or split them,
 /// so the ids are re-drawn, cut or topped up until the text encodes to the right length).
+///
+/// Several input lengths (`--random-input-len 64,2048`) make a mixed workload: the prompts are
+/// split evenly between the lengths (the first ones get one more when the count does not
+/// divide) and shuffled with `seed`, so short and long prompts arrive interleaved.
 public enum RandomDataset {
     public static func make(count: Int, inputLength: Int, outputLength: Int, rangeRatio: Double,
                             tokenizer: Tokenizer, seed: UInt64) throws -> [BenchmarkPrompt] {
-        precondition(count >= 0 && inputLength >= 1 && outputLength >= 1 && (0..<1).contains(rangeRatio))
+        try make(count: count, inputLengths: [inputLength], outputLength: outputLength, rangeRatio: rangeRatio,
+                 tokenizer: tokenizer, seed: seed)
+    }
+
+    public static func make(count: Int, inputLengths: [Int], outputLength: Int, rangeRatio: Double,
+                            tokenizer: Tokenizer, seed: UInt64) throws -> [BenchmarkPrompt] {
+        precondition(count >= 0 && !inputLengths.isEmpty && inputLengths.allSatisfy { $0 >= 1 }
+            && outputLength >= 1 && (0..<1).contains(rangeRatio))
         var generator = SplitMix64(seed: seed)
         let vocabulary = (0..<Int32(tokenizer.vocabularySize)).filter { !tokenizer.isControl($0) }
         guard !vocabulary.isEmpty else { throw DatasetError("the tokenizer has no ordinary tokens to draw prompts from") }
-        return try (0..<count).map { _ in
+        var centres = (0..<count).map { inputLengths[$0 % inputLengths.count] }
+        if inputLengths.count > 1 { centres.shuffle(using: &generator) }
+        return try centres.map { inputLength in
             let input = drawLength(around: inputLength, rangeRatio: rangeRatio, using: &generator)
             let output = drawLength(around: outputLength, rangeRatio: rangeRatio, using: &generator)
             let text = try promptText(tokens: input, vocabulary: vocabulary, tokenizer: tokenizer, using: &generator)

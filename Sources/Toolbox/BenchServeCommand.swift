@@ -7,6 +7,22 @@ import Tokenization
 
 extension CompletionEndpoint: ExpressibleByArgument {}
 
+/// `--random-input-len`: one prompt length, or several separated by commas.
+struct PromptLengths: ExpressibleByArgument, Equatable {
+    var lengths: [Int]
+
+    init(_ lengths: [Int]) { self.lengths = lengths }
+
+    init?(argument: String) {
+        let parts = argument.split(separator: ",", omittingEmptySubsequences: false)
+        let lengths = parts.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !lengths.isEmpty, lengths.count == parts.count else { return nil }
+        self.lengths = lengths
+    }
+
+    var defaultValueDescription: String { lengths.map(String.init).joined(separator: ",") }
+}
+
 enum BenchDatasetName: String, ExpressibleByArgument, CaseIterable {
     case random, sharegpt
 }
@@ -39,8 +55,10 @@ struct BenchServeCommand: AsyncParsableCommand {
     @Option(help: "Number of requests to send.")
     var numPrompts = 100
 
-    @Option(help: "Prompt length in tokens of the random dataset.")
-    var randomInputLen = 1024
+    @Option(help: ArgumentHelp(
+        "Prompt length in tokens of the random dataset; several, comma separated (64,2048), split the prompts evenly between them in a shuffled order.",
+        valueName: "tokens"))
+    var randomInputLen = PromptLengths([1024])
 
     @Option(help: "Output tokens per request of the random dataset.")
     var randomOutputLen = 128
@@ -78,7 +96,7 @@ struct BenchServeCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard numPrompts >= 1 else { throw ValidationError("--num-prompts must be at least 1") }
-        guard randomInputLen >= 1 else { throw ValidationError("--random-input-len must be at least 1") }
+        guard randomInputLen.lengths.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--random-input-len must be at least 1") }
         guard randomOutputLen >= 1 else { throw ValidationError("--random-output-len must be at least 1") }
         guard (0..<1).contains(randomRangeRatio) else {
             throw ValidationError("--random-range-ratio must be at least 0 and below 1")
@@ -106,7 +124,7 @@ struct BenchServeCommand: AsyncParsableCommand {
         let prompts: [BenchmarkPrompt]
         switch datasetName {
         case .random:
-            prompts = try RandomDataset.make(count: numPrompts, inputLength: randomInputLen, outputLength: randomOutputLen,
+            prompts = try RandomDataset.make(count: numPrompts, inputLengths: randomInputLen.lengths, outputLength: randomOutputLen,
                                              rangeRatio: randomRangeRatio, tokenizer: tokenizer, seed: seed)
         case .sharegpt:
             prompts = try ShareGPTDataset.load(path: datasetPath!, count: numPrompts, outputLength: sharegptOutputLen,

@@ -136,6 +136,31 @@ struct ServedOutcome: Sendable {
         expectIdle(engine)
     }
 
+    @Test func gtsfAdmissionLeavesEveryOutputEqualToTheRequestRunAlone() async throws {
+        // Short and long prompts queued behind a small batch, in a pool small enough to
+        // preempt; a short ageing bound lets long prompts overtake by age as well.
+        let engine = try makeEngine {
+            $0.maxNumSeqs = 3
+            $0.maxNumBatchedTokens = 48
+            $0.numBlocksOverride = 24
+            $0.prefillBatchingPolicy = .gtsf
+            $0.prefillBatchingMaxWait = 0.05
+        }
+        defer { engine.shutdown() }
+        var requests = requests(count: 16) { 6 + $0 % 9 }
+        for i in 0..<4 {
+            let text = Array(repeating: Self.forms[i % 2 == 0 ? 4 : 7].replacingOccurrences(of: "%@", with: Self.subjects[i]),
+                             count: 6).joined(separator: " ")
+            let tokens = generator.tokens(forPrompt: text, rendered: false)
+            requests.insert(GenerationRequest(id: "long\(i)", promptTokens: tokens, maxTokens: 8), at: i * 4)
+        }
+        #expect(requests.filter { $0.promptTokens.count > 100 }.count == 4)
+        let outcomes = try await serve(requests, on: engine)
+        try expectSameAsAlone(outcomes, requests)
+        #expect(engine.counters().finishedRequests == requests.count)
+        expectIdle(engine)
+    }
+
     @Test func preemptionUnderATinyPoolLeavesOutputsUnchanged() async throws {
         // 6 blocks of 16 tokens for 8 running sequences that each grow past a block boundary.
         let engine = try makeEngine {
@@ -426,5 +451,7 @@ struct ServedOutcome: Sendable {
             $0.numBlocksOverride = nil
             $0.kvCacheMemoryBytes = 1000
         } == "invalid serving configuration: kv-cache-memory of 1000 bytes holds no KV block (737280 bytes each)")
+        #expect(message { $0.prefillBatchingMaxWait = -1 }
+            == "invalid serving configuration: prefill-batching-max-wait must be in 0...1e9 seconds (got -1.0)")
     }
 }

@@ -43,6 +43,20 @@ let defaultTokenizer: Result<Tokenizer, any Error> = Result { try Tokenizer(gguf
         #expect(try make(5) != make(6))
     }
 
+    @Test func severalInputLengthsSplitThePromptsEvenlyInAShuffledOrder() throws {
+        let tokenizer = try defaultTokenizer.get()
+        let prompts = try RandomDataset.make(count: 9, inputLengths: [6, 40], outputLength: 4, rangeRatio: 0,
+                                             tokenizer: tokenizer, seed: 2)
+        let lengths = prompts.map(\.promptTokens)
+        #expect(lengths.filter { $0 == 6 }.count == 5 && lengths.filter { $0 == 40 }.count == 4)
+        #expect(lengths != lengths.sorted() && lengths != lengths.sorted(by: >), "\(lengths)")
+        for prompt in prompts {
+            #expect(tokenizer.encode(prompt.text, addSpecial: false, parseSpecial: true).count == prompt.promptTokens)
+        }
+        #expect(try RandomDataset.make(count: 9, inputLengths: [6, 40], outputLength: 4, rangeRatio: 0,
+                                       tokenizer: tokenizer, seed: 2) == prompts)
+    }
+
     @Test func oneTokenPrompts() throws {
         let tokenizer = try defaultTokenizer.get()
         for prompt in try RandomDataset.make(count: 20, inputLength: 1, outputLength: 1, rangeRatio: 0,

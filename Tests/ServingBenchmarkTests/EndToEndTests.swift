@@ -132,6 +132,8 @@ func checkBenchmark(against server: ServerUnderTest) async throws {
 
     @Test(arguments: [
         (["--random-range-ratio", "1"], "--random-range-ratio must be at least 0 and below 1"),
+        (["--random-input-len", "64,0"], "--random-input-len must be at least 1"),
+        (["--random-input-len", "64,"], "The value '64,' is invalid for '--random-input-len <tokens>'"),
         (["--dataset-name", "sharegpt"], "--dataset-name sharegpt needs --dataset-path"),
         (["--request-rate", "0"], "--request-rate must be above 0 (or inf)"),
         (["--max-concurrency", "0"], "--max-concurrency must be at least 1"),

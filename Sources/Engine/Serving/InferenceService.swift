@@ -196,6 +196,11 @@ public struct ServingConfiguration: Sendable, Equatable {
     /// KV storage in a shared-memory file that a prefill instance on this host can map (PD decode
     /// instances offering `ipc`).
     public var sharedKVCache = false
+    /// `--prefill-batching-policy`: the order waiting requests are admitted in.
+    public var prefillBatchingPolicy = PrefillBatchingPolicy.fcfs
+    /// `--prefill-batching-max-wait`: under gtsf, seconds after which a waiting request goes
+    /// ahead of every length group.
+    public var prefillBatchingMaxWait: Double = 10
 
     public init() {}
 }

@@ -2,7 +2,8 @@ import Foundation
 
 /// Decides what each forward step computes (continuous batching): running sequences first,
 /// oldest first — one token each when decoding, a chunk of their prompt when prefilling —
-/// then waiting sequences in arrival order, while the step has room (`maxNumSeqs` sequences,
+/// then waiting sequences in the admission order (`AdmissionOrder`: arrival order under fcfs,
+/// short prompts first under gtsf), while the step has room (`maxNumSeqs` sequences,
 /// `maxNumBatchedTokens` tokens) and the cache has blocks. When a running sequence needs a
 /// block and none is free, the newest running sequence is preempted: its blocks are freed and
 /// it goes back to the front of the queue, to be recomputed from its tokens later.
@@ -14,6 +15,9 @@ struct Scheduler {
     static let maxLogitsChunk = 128
 
     var blocks: BlockManager
+    let admissionOrder: AdmissionOrder
+    /// Nanoseconds on the clock of `SequenceState.submittedAt`.
+    let now: () -> UInt64
     private(set) var waiting: [SequenceState] = []
     private(set) var running: [SequenceState] = []
     private(set) var counters = EngineCounters()
@@ -24,10 +28,14 @@ struct Scheduler {
         var batch = ForwardBatch([])
     }
 
-    init(maxNumSeqs: Int, maxNumBatchedTokens: Int, blocks: BlockManager) {
+    init(maxNumSeqs: Int, maxNumBatchedTokens: Int, blocks: BlockManager,
+         admissionOrder: AdmissionOrder = AdmissionOrder(),
+         now: @escaping () -> UInt64 = { DispatchTime.now().uptimeNanoseconds }) {
         self.maxNumSeqs = maxNumSeqs
         self.maxNumBatchedTokens = maxNumBatchedTokens
         self.blocks = blocks
+        self.admissionOrder = admissionOrder
+        self.now = now
     }
 
     var isIdle: Bool { waiting.isEmpty && running.isEmpty }
@@ -52,6 +60,7 @@ struct Scheduler {
             }
         }
 
+        if !preempted && running.count < maxNumSeqs && budget > 0 { orderWaiting() }
         // No admissions in a step that had to preempt: the cache is full.
         while !preempted, let sequence = waiting.first, running.count < maxNumSeqs, budget > 0 {
             var hit: [Int32] = []
@@ -87,6 +96,16 @@ struct Scheduler {
             budget -= count
         }
         return step
+    }
+
+    /// Puts the waiting queue in admission order (a no-op under fcfs: it is already in order).
+    private mutating func orderWaiting() {
+        guard admissionOrder.policy != .fcfs, waiting.count > 1 else { return }
+        let candidates = waiting.map {
+            AdmissionOrder.Candidate(arrival: $0.submittedAt, promptTokens: $0.uncomputed, resumed: $0.scheduledOnce)
+        }
+        let order = admissionOrder.order(candidates, now: now())
+        waiting = order.map { waiting[$0] }
     }
 
     /// After a step ran: the chunks' KV is in the cache; full blocks enter the prefix cache.

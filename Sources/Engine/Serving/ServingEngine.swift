@@ -62,7 +62,9 @@ public final class ServingEngine: InferenceService, PromptBuilding, @unchecked S
         scheduler = Scheduler(
             maxNumSeqs: configuration.maxNumSeqs, maxNumBatchedTokens: configuration.maxNumBatchedTokens,
             blocks: BlockManager(numBlocks: numBlocks, blockSize: configuration.blockSize,
-                                 enablePrefixCaching: configuration.enablePrefixCaching))
+                                 enablePrefixCaching: configuration.enablePrefixCaching),
+            admissionOrder: AdmissionOrder(policy: configuration.prefillBatchingPolicy,
+                                           maxWaitNanoseconds: UInt64(configuration.prefillBatchingMaxWait * 1e9)))
         loopRunning = true
         let thread = Thread { [self] in runLoop() }
         thread.name = "tandem-engine"
@@ -81,6 +83,8 @@ public final class ServingEngine: InferenceService, PromptBuilding, @unchecked S
                   "max-num-batched-tokens (\(c.maxNumBatchedTokens)) must be at least max-num-seqs (\(c.maxNumSeqs))")
         try check(c.maxWaitingRequests >= 0, "the waiting-queue limit must be >= 0 (got \(c.maxWaitingRequests))")
         try check(c.threads >= 1, "threads must be at least 1 (got \(c.threads))")
+        try check(c.prefillBatchingMaxWait >= 0 && c.prefillBatchingMaxWait <= 1e9,
+                  "prefill-batching-max-wait must be in 0...1e9 seconds (got \(c.prefillBatchingMaxWait))")
         try check((1...KVCache.maxBlockSize).contains(c.blockSize),
                   "block-size must be in 1...\(KVCache.maxBlockSize) (got \(c.blockSize))")
         if let blocks = c.numBlocksOverride {
