@@ -17,9 +17,9 @@
 //                 (router: being built)
 //   wire types:   PDProtocol (no dependencies: what workers, the router and the supervisor send
 //                 each other: roles, endpoints, registration, disaggregate_info, PD messages)
-//   supervisor:   Supervision -> FleetPlanning, CSpawn, CSystemd, CCurl, CNuma, SystemCalls
-//                 FleetPlanning -> CNuma
-//   serving:      Serving (OpenAI HTTP API) -> Engine, EngineOptions, Tokenization, GGUF, ModelStore
+//   supervisor:   Supervision -> FleetPlanning, CSpawn, CSystemd, CCurl, CNuma, SystemCalls, PDProtocol
+//                 FleetPlanning -> CNuma, PDProtocol
+//   serving:      Serving (OpenAI HTTP API) -> Engine, EngineOptions, Tokenization, GGUF, ModelStore, PDProtocol
 //   toolbox:      Toolbox -> Engine, EngineOptions, Tokenization, ModelStore, ServingBenchmark
 //                 EngineOptions (flags of engine-starting executables) -> Engine
 //                 ServingBenchmark (bench serve: an HTTP load client) -> Engine, Tokenization, GGUF
@@ -68,14 +68,14 @@ let package = Package(
         .target(
             name: "FleetPlanning",
             dependencies: [
-                "CNuma",
+                "CNuma", "PDProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .target(
             name: "Supervision",
             dependencies: [
-                "FleetPlanning", "CSpawn", "CSystemd", "CCurl", "CNuma", "SystemCalls",
+                "FleetPlanning", "CSpawn", "CSystemd", "CCurl", "CNuma", "SystemCalls", "PDProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -133,8 +133,10 @@ let package = Package(
         .target(
             name: "Serving",
             dependencies: [
-                "Engine", "EngineOptions", "Tokenization", "GGUF", "ModelStore",
+                "Engine", "EngineOptions", "Tokenization", "GGUF", "ModelStore", "PDProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
