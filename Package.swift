@@ -14,13 +14,19 @@
 //                 tandem -> Toolbox
 //                 api-server -> Serving
 //                 tandem-test-worker -> SystemCalls
-//                 (router: being built)
+//                 router -> Routing
 //   wire types:   PDProtocol (no dependencies: what workers, the router and the supervisor send
 //                 each other: roles, endpoints, registration, disaggregate_info, PD messages)
+//   router:       Routing (worker table, health checks, policies, PD pairing, relay, retries,
+//                 circuit breakers, admission queue, metrics, the router's flags) -> PDProtocol
 //   supervisor:   Supervision -> FleetPlanning, CSpawn, CSystemd, CCurl, CNuma, SystemCalls, PDProtocol
 //                 FleetPlanning -> CNuma, PDProtocol
-//   serving:      Serving (OpenAI HTTP API) -> Engine, EngineOptions, Tokenization, GGUF, ModelStore, PDProtocol
-//   toolbox:      Toolbox -> Engine, EngineOptions, Tokenization, ModelStore, ServingBenchmark
+//   serving:      Serving (OpenAI HTTP API) -> Engine, EngineOptions, Tokenization, GGUF, ModelStore,
+//                 PDProtocol, KVTransfer
+//                 KVTransfer (PD: KV blocks and the first token between P and D) -> Engine, PDProtocol,
+//                 SystemCalls
+//   toolbox:      Toolbox -> Engine, EngineOptions, Tokenization, ModelStore, ServingBenchmark, KVTransfer,
+//                 PDProtocol
 //                 EngineOptions (flags of engine-starting executables) -> Engine
 //                 ServingBenchmark (bench serve: an HTTP load client) -> Engine, Tokenization, GGUF
 //                 ModelStore (no dependencies: the default model's cache and download)
@@ -38,6 +44,7 @@ let package = Package(
         .executable(name: "multi-api-server", targets: ["multi-api-server"]),
         .executable(name: "tandem", targets: ["tandem"]),
         .executable(name: "api-server", targets: ["api-server"]),
+        .executable(name: "router", targets: ["router"]),
         .library(name: "Engine", targets: ["Engine"]),
         .library(name: "Supervision", targets: ["Supervision"]),
     ],
@@ -49,6 +56,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.0.0"),
     ],
     targets: [
         // System calls made the same way everywhere: EINTR retried, errno turned into an error
@@ -88,6 +96,26 @@ let package = Package(
         // PD handoff messages): written once, imported by both ends.
         .target(name: "PDProtocol"),
 
+        // The router in front of api-server instances (mixed, or prefill and decode pairs):
+        // registration, health, policies, the relay and its reliability rules. Never links the
+        // inference core.
+        .target(
+            name: "Routing",
+            dependencies: [
+                "PDProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+
         // Inference core: GGUF files, tokenizers and chat templates, kernels, the model.
         // CKernels: C with runtime CPU dispatch (AVX-512 VNNI / AVX2 / portable, chosen per
         // process or pool): matrix products, attention and element-wise ops (compiled once per
@@ -101,6 +129,9 @@ let package = Package(
         .target(name: "Jinja"),
         .target(name: "Tokenization", dependencies: ["GGUF", "Jinja"]),
         .target(name: "Engine", dependencies: ["GGUF", "Tokenization", "CKernels"]),
+        // Prefill–decode KV transfer between two instances: the handshake, D's reservation, KV
+        // pushed layer by layer (tcp frames or ipc shared memory), checksums, the first token.
+        .target(name: "KVTransfer", dependencies: ["Engine", "PDProtocol", "SystemCalls"]),
         // The default model's place in the cache and its download (pip): the toolbox layer's,
         // so the inference core does no downloading.
         .target(name: "ModelStore"),
@@ -123,7 +154,7 @@ let package = Package(
         .target(
             name: "Toolbox",
             dependencies: [
-                "Engine", "EngineOptions", "Tokenization", "ModelStore", "ServingBenchmark",
+                "Engine", "EngineOptions", "Tokenization", "ModelStore", "ServingBenchmark", "KVTransfer", "PDProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -133,7 +164,7 @@ let package = Package(
         .target(
             name: "Serving",
             dependencies: [
-                "Engine", "EngineOptions", "Tokenization", "GGUF", "ModelStore", "PDProtocol",
+                "Engine", "EngineOptions", "Tokenization", "GGUF", "ModelStore", "PDProtocol", "KVTransfer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -147,6 +178,7 @@ let package = Package(
         // Executables: thin main.swift files over the libraries.
         .executableTarget(name: "api-server", dependencies: ["Serving"]),
         .executableTarget(name: "multi-api-server", dependencies: ["Supervision"]),
+        .executableTarget(name: "router", dependencies: ["Routing"]),
         .executableTarget(name: "tandem", dependencies: ["Toolbox"]),
         // A stand-in worker for the supervisor's integration tests until api-server exists:
         // serves /health and can be told to crash, hang, exit 78 or flood its log.
@@ -163,12 +195,18 @@ let package = Package(
             dependencies: ["Supervision", "FleetPlanning", "SystemCalls", "TestSupport", "ModelStore", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "SystemCallsTests", dependencies: ["SystemCalls"]),
+        .testTarget(
+            name: "RouterTests",
+            dependencies: ["Routing", "PDProtocol", "Engine", "ModelStore", "TestSupport", .product(name: "NIOCore", package: "swift-nio")],
+            exclude: ["Python"]
+        ),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "GGUFTestSupport", "Engine", "ModelStore", "TestSupport"]),
         .testTarget(
             name: "TokenizationTests", dependencies: ["Tokenization", "GGUF", "GGUFTestSupport", "ModelStore", "TestSupport"],
             exclude: ["Python", "Templates"]
         ),
-        .testTarget(name: "ServingTests", dependencies: ["Serving", "Engine", "ModelStore", "TestSupport"], exclude: ["Python"]),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Engine", "ModelStore", "TestSupport", "PDProtocol"], exclude: ["Python"]),
+        .testTarget(name: "KVTransferTests", dependencies: ["KVTransfer", "PDProtocol", "Engine"]),
         .testTarget(
             name: "ServingBenchmarkTests", dependencies: ["ServingBenchmark", "Engine", "Tokenization", "GGUF", "ModelStore", "TestSupport"]
         ),

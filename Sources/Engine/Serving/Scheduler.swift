@@ -93,16 +93,24 @@ struct Scheduler {
     mutating func completed(_ step: Step) {
         for (sequence, chunk) in zip(step.sequences, step.batch.sequences) {
             sequence.computed += chunk.tokens.count
-            let size = blocks.blockSize
-            while (sequence.registeredBlocks + 1) * size <= sequence.computed {
-                let start = sequence.registeredBlocks * size
-                sequence.lastBlockHash = blocks.register(
-                    sequence.blockTable[sequence.registeredBlocks],
-                    tokens: sequence.tokens[start..<start + size], parent: sequence.lastBlockHash)
-                sequence.registeredBlocks += 1
-            }
+            registerComputedBlocks(sequence)
         }
     }
+
+    /// Enters the sequence's full computed blocks into the prefix cache.
+    mutating func registerComputedBlocks(_ sequence: SequenceState) {
+        let size = blocks.blockSize
+        while (sequence.registeredBlocks + 1) * size <= sequence.computed {
+            let start = sequence.registeredBlocks * size
+            sequence.lastBlockHash = blocks.register(
+                sequence.blockTable[sequence.registeredBlocks],
+                tokens: sequence.tokens[start..<start + size], parent: sequence.lastBlockHash)
+            sequence.registeredBlocks += 1
+        }
+    }
+
+    /// A sequence whose prompt KV arrived from a prefill instance joins the running batch.
+    mutating func adoptRunning(_ sequence: SequenceState) { running.append(sequence) }
 
     /// Takes a sequence out (finished, aborted or failed) and frees its blocks.
     mutating func remove(_ sequence: SequenceState) {

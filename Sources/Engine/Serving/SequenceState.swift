@@ -31,6 +31,10 @@ final class SequenceState {
     var inStep = false
     /// `abort` arrived while the sequence was in a forward step: it ends right after the step.
     var abortRequested = false
+    /// PD decode: blocks reserved, waiting for the prompt's KV and the first token from P.
+    var awaitingImport = false
+    /// PD prefill: where this sequence's KV goes, and the block index to send next.
+    var export: (sink: any KVExportSink, nextBlock: Int)?
 
     init(serial: UInt64, request: GenerationRequest, sampler: Sampler,
          continuation: AsyncStream<GenerationEvent>.Continuation) {

@@ -23,14 +23,20 @@ public final class ServingEngine: InferenceService, PromptBuilding, @unchecked S
     public let cacheLayout: KVCacheLayout
 
     private let transformer: Transformer
-    private let cache: KVCache
-    private let condition = NSCondition()
-    private var scheduler: Scheduler
-    private var sequences: [String: SequenceState] = [:]
+    let cache: KVCache
+    let condition = NSCondition()
+    var scheduler: Scheduler
+    var sequences: [String: SequenceState] = [:]
     private var nextSerial: UInt64 = 0
     private var draining = false
     private var stopping = false
     private var loopRunning = false
+    /// PD decode side (`KVImport.swift`): connections writing into a reservation's blocks, by
+    /// serial; blocks of a reservation that ended while pinned wait here until the last unpin.
+    var importPins: [UInt64: Int] = [:]
+    var deferredReleases: [UInt64: [Int32]] = [:]
+    /// PD prefill side (`KVExport.swift`): blocks of finished exports, kept until D confirms.
+    var heldExports: [String: [Int32]] = [:]
 
     public convenience init(modelPath: String, configuration: ServingConfiguration) throws {
         try self.init(weights: try ModelWeights(path: modelPath), configuration: configuration)
@@ -51,7 +57,7 @@ public final class ServingEngine: InferenceService, PromptBuilding, @unchecked S
         }
         cacheLayout = KVCacheLayout(config: modelConfig, blockSize: configuration.blockSize, numBlocks: numBlocks,
                                     dataType: configuration.kvCacheDataType)
-        cache = try KVCache(layout: cacheLayout)
+        cache = try KVCache(layout: cacheLayout, shared: configuration.sharedKVCache)
         transformer = Transformer(weights: weights, backend: try CPUBackend(threads: configuration.threads))
         scheduler = Scheduler(
             maxNumSeqs: configuration.maxNumSeqs, maxNumBatchedTokens: configuration.maxNumBatchedTokens,
@@ -91,6 +97,14 @@ public final class ServingEngine: InferenceService, PromptBuilding, @unchecked S
     public func submit(_ request: GenerationRequest) throws -> AsyncStream<GenerationEvent> {
         condition.lock()
         defer { condition.unlock() }
+        let (stream, sequence) = try admit(request)
+        scheduler.enqueue(sequence)
+        condition.broadcast()
+        return stream
+    }
+
+    /// Checks and registers a request (lock held); the caller queues it or holds it.
+    func admit(_ request: GenerationRequest) throws -> (AsyncStream<GenerationEvent>, SequenceState) {
         guard loopRunning, !stopping else { throw AdmissionError.notServing("the engine loop has stopped") }
         guard !draining else { throw AdmissionError.notServing("draining") }
         try admissionCheck(request)
@@ -118,9 +132,7 @@ public final class ServingEngine: InferenceService, PromptBuilding, @unchecked S
         }
         let sequence = SequenceState(serial: serial, request: request, sampler: sampler, continuation: continuation)
         sequences[id] = sequence
-        scheduler.enqueue(sequence)
-        condition.broadcast()
-        return stream
+        return (stream, sequence)
     }
 
     /// Throws the `AdmissionError` that refuses `request`, if any.
@@ -226,8 +238,17 @@ public final class ServingEngine: InferenceService, PromptBuilding, @unchecked S
                 continue
             }
             for sequence in step.sequences { sequence.inStep = true }
+            let exports = exportPlan(step)
+            var afterLayer: ((Int) -> Void)?
+            if !exports.isEmpty {
+                afterLayer = { layer in
+                    for export in exports { export.sink.layerReady(layer, firstBlockIndex: export.firstIndex, blocks: export.blocks) }
+                }
+            }
             condition.unlock()
-            let result = Result { try transformer.forward(step.batch, cache: cache) }
+            let hook = afterLayer
+            let result = Result { try transformer.forward(step.batch, cache: cache, afterLayerStored: hook) }
+            for export in exports { export.sink.stepDone() }
             condition.lock()
             for sequence in step.sequences { sequence.inStep = false }
             switch result {
@@ -265,19 +286,23 @@ public final class ServingEngine: InferenceService, PromptBuilding, @unchecked S
                 finish(sequence, .length)  // maxTokens 0: prompt logprobs only
                 continue
             }
-            let sampled = sample(sequence, logits: logits[rowBase + rowCount - 1])
-            let request = sequence.request
-            if (!request.ignoreEOS && tokenizer.endOfGenerationTokens.contains(sampled.token))
-                || request.stopTokenIDs.contains(sampled.token) {
-                finish(sequence, .stop)
-                continue
-            }
-            sequence.append(sampled.token)
-            scheduler.countGenerated()
-            sequence.continuation.yield(.token(sampled))
-            if sequence.output.count >= request.maxTokens || sequence.tokens.count >= maxModelLength {
-                finish(sequence, .length)
-            }
+            accept(sample(sequence, logits: logits[rowBase + rowCount - 1]), for: sequence)
+        }
+    }
+
+    /// A sampled token: stop conditions, then emitted and appended.
+    func accept(_ sampled: SampledToken, for sequence: SequenceState) {
+        let request = sequence.request
+        if (!request.ignoreEOS && tokenizer.endOfGenerationTokens.contains(sampled.token))
+            || request.stopTokenIDs.contains(sampled.token) {
+            finish(sequence, .stop)
+            return
+        }
+        sequence.append(sampled.token)
+        scheduler.countGenerated()
+        sequence.continuation.yield(.token(sampled))
+        if sequence.output.count >= request.maxTokens || sequence.tokens.count >= maxModelLength {
+            finish(sequence, .length)
         }
     }
 
@@ -313,20 +338,21 @@ public final class ServingEngine: InferenceService, PromptBuilding, @unchecked S
         }
     }
 
-    private func finish(_ sequence: SequenceState, _ reason: FinishReason) {
+    func finish(_ sequence: SequenceState, _ reason: FinishReason) {
         sequence.statistics.outputTokens = sequence.output.count
         sequence.continuation.yield(.finished(reason, sequence.statistics))
         scheduler.countFinished(reason)
         end(sequence)
     }
 
-    private func fail(_ sequence: SequenceState, _ message: String) {
+    func fail(_ sequence: SequenceState, _ message: String) {
         sequence.continuation.yield(.failed(message))
         scheduler.countFailed()
         end(sequence)
     }
 
     private func end(_ sequence: SequenceState) {
+        keepBlocksForTransfer(sequence)
         scheduler.remove(sequence)
         sequences[sequence.request.id] = nil
         sequence.continuation.finish()

@@ -31,13 +31,22 @@ struct ChatCompletionsEndpoint: Sendable {
         let maxTokens = requested ?? max(1, context.maxModelLength - prompt.count)
 
         let id = ResponseID.make("chatcmpl-")
-        let jobs = (0..<parameters.n).map { index in
+        var jobs = (0..<parameters.n).map { index in
             ChoiceJob(index: index, request: parameters.request(id: "\(id)-\(index)", prompt: prompt, maxTokens: maxTokens),
                       stops: parameters.stops)
         }
+        let info = body.common.disaggregateInfo
+        if let info {
+            guard let disaggregation = server.disaggregation else {
+                throw OpenAIError.invalidParameter("disaggregate_info", "This instance is mixed (--splitwise-role mixed): it takes no disaggregate_info.")
+            }
+            try disaggregation.check(info, jobs: jobs)
+            jobs[0].request.id = info.requestID
+            if info.role == .prefill { return try await disaggregation.prefillLeg(jobs[0], info: info, registry: server.registry) }
+        }
         let builder = ChatBuilder(id: id, model: context.servedModelName, context: context, wantsLogprobs: wantsLogprobs,
                                   promptTokens: prompt.count, choices: parameters.n)
-        let generation = try server.start(jobs, arrival: arrival)
+        let generation = try server.start(jobs, arrival: arrival, decodeLeg: info != nil)
         if parameters.stream {
             return EventStream.response(events: generation.events,
                                         producer: ChatChunks(builder: builder, includeUsage: parameters.includeUsage),

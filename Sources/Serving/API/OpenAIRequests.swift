@@ -1,3 +1,4 @@
+import PDProtocol
 import Foundation
 
 /// A prompt as the completions API takes it: text, token ids, or a list of either.
@@ -62,9 +63,12 @@ public struct CommonParameters: Sendable, Equatable, Decodable {
     public var ignoreEOS: Bool?
     public var stream: Bool?
     public var streamOptions: StreamOptions?
+    /// Set by a PD router: this instance's leg of a disaggregated request.
+    public var disaggregateInfo: DisaggregateInfo?
 
     enum CodingKeys: String, CodingKey {
         case model, temperature, seed, stop, n, stream
+        case disaggregateInfo = "disaggregate_info"
         case topP = "top_p", topK = "top_k", minP = "min_p", stopTokenIDs = "stop_token_ids"
         case presencePenalty = "presence_penalty", frequencyPenalty = "frequency_penalty"
         case repetitionPenalty = "repetition_penalty", logitBias = "logit_bias", ignoreEOS = "ignore_eos"

@@ -34,13 +34,19 @@ enum ChoiceGeneration {
     /// Submits every job (all or none: a refusal aborts those already queued and throws), then
     /// streams `(index, event)` pairs until every choice has finished.
     static func start(_ jobs: [ChoiceJob], service: any InferenceService, tokenizer: Tokenizer, metrics: ServingMetrics,
-                      arrival: ContinuousClock.Instant) throws(OpenAIError) -> Started {
+                      arrival: ContinuousClock.Instant,
+                      submit: ((GenerationRequest) throws -> AsyncStream<GenerationEvent>)? = nil) throws(OpenAIError) -> Started {
         var streams: [AsyncStream<GenerationEvent>] = []
         do {
-            for job in jobs { streams.append(try service.submit(job.request)) }
+            for job in jobs { streams.append(try submit?(job.request) ?? service.submit(job.request)) }
         } catch {
             for job in jobs.prefix(streams.count) { service.abort(requestID: job.request.id) }
             if let admission = error as? AdmissionError { throw OpenAIError(admission) }
+            if let openAI = error as? OpenAIError { throw openAI }
+            if let refusal = error as? KVImportError {
+                throw OpenAIError(status: .serviceUnavailable, message: refusal.description, type: "pd_transfer_error",
+                                  code: "pd_reservation_refused")
+            }
             throw OpenAIError.internalError("\(error)")
         }
         let (output, continuation) = AsyncThrowingStream<(Int, ChoiceEvent), any Error>.makeStream()

@@ -8,7 +8,8 @@ import Glibc
 /// that a clash shows up now, not when disaggregation starts using them.
 public final class PortReservation: Sendable {
     public let port: Int
-    private let descriptor: Int32
+    /// The listening socket: a decode instance accepts PD connections on it.
+    public let descriptor: Int32
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String

@@ -9,20 +9,30 @@ public struct ServingContext: Sendable {
     public let service: any InferenceService
     let metrics: ServingMetrics
     let registry: RequestRegistry
+    /// Set on prefill and decode instances (`--splitwise-role`).
+    public let disaggregation: Disaggregation?
 
-    public init(model: ModelContext, service: any InferenceService, metrics: ServingMetrics) {
+    public init(model: ModelContext, service: any InferenceService, metrics: ServingMetrics,
+                disaggregation: Disaggregation? = nil) {
         self.model = model
         self.service = service
         self.metrics = metrics
+        self.disaggregation = disaggregation
         registry = RequestRegistry()
     }
 
     /// Starts choices on the engine, known to the control plane's `/abort` by their response id
-    /// until they end.
-    func start(_ jobs: [ChoiceJob], arrival: ContinuousClock.Instant) throws(OpenAIError) -> ChoiceGeneration.Started {
+    /// until they end. With `decodeLeg`, the one job is D's leg of a PD request (known to
+    /// `/abort` by its PD request id).
+    func start(_ jobs: [ChoiceJob], arrival: ContinuousClock.Instant, decodeLeg: Bool = false) throws(OpenAIError) -> ChoiceGeneration.Started {
+        let service = service, disaggregation = disaggregation
+        let submit: @Sendable (GenerationRequest) throws -> AsyncStream<GenerationEvent> = { request in
+            if decodeLeg, let disaggregation { return try disaggregation.submitDecode(request) }
+            return try service.submit(request)
+        }
         let started = try ChoiceGeneration.start(jobs, service: service, tokenizer: model.tokenizer, metrics: metrics,
-                                                 arrival: arrival)
-        let responseID = RequestRegistry.responseID(of: jobs.first?.request.id ?? "")
+                                                 arrival: arrival, submit: submit)
+        let responseID = decodeLeg ? jobs.first?.request.id ?? "" : RequestRegistry.responseID(of: jobs.first?.request.id ?? "")
         registry.add(responseID, engineIDs: jobs.map(\.request.id))
         let registry = registry
         let cancel = started.cancel

@@ -1,0 +1,63 @@
+import Foundation
+
+/// Where a prefill instance's KV goes (the PD transfer). Called on the engine thread.
+public protocol KVExportSink: AnyObject, Sendable {
+    /// Layer `layer`'s keys and values of `blocks` are complete in the cache (blocks at
+    /// `firstBlockIndex...` of the sequence's block table); later layers are being computed.
+    func layerReady(_ layer: Int, firstBlockIndex: Int, blocks: [Int32])
+    /// The step's forward pass is over: returns once nothing handed over is still being read.
+    func stepDone()
+}
+
+/// The prefill side of PD: a request whose KV is handed to a sink, layer by layer, as each
+/// step computes it; its blocks stay held after it ends until `releaseExport`.
+extension ServingEngine {
+    /// Queues `request` (normally `maxTokens` 1: the first token is P's last); blocks from index
+    /// `firstBlock` on (the ones D lacks) go to `sink` once complete.
+    public func submitExport(_ request: GenerationRequest, firstBlock: Int, sink: any KVExportSink)
+        throws -> AsyncStream<GenerationEvent> {
+        guard request.promptLogprobs == nil else { throw KVImportError.promptLogprobsUnsupported }
+        condition.lock()
+        defer { condition.unlock() }
+        let (stream, sequence) = try admit(request)
+        sequence.export = (sink, firstBlock)
+        scheduler.enqueue(sequence)
+        condition.broadcast()
+        return stream
+    }
+
+    /// Frees the blocks a finished export still holds (D confirmed, or the leg failed).
+    public func releaseExport(requestID: String) {
+        condition.lock()
+        defer { condition.unlock() }
+        if let blocks = heldExports.removeValue(forKey: requestID) { scheduler.blocks.release(blocks) }
+    }
+
+    /// One block of one layer of this instance's cache, to be read by a transfer.
+    public func exportSource(layer: Int, block: Int32) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(cache.blockBytes(layer: layer, block: Int(block)))
+    }
+
+    struct PlannedExport {
+        var sink: any KVExportSink
+        var firstIndex: Int
+        var blocks: [Int32]
+    }
+
+    /// Blocks each exporting sequence completes in `step` (lock held): full blocks, and the last
+    /// partial one once the prompt is done.
+    func exportPlan(_ step: Scheduler.Step) -> [PlannedExport] {
+        var plan: [PlannedExport] = []
+        let blockSize = scheduler.blocks.blockSize
+        for (sequence, chunk) in zip(step.sequences, step.batch.sequences) {
+            guard let export = sequence.export else { continue }
+            let end = chunk.startPosition + chunk.tokens.count
+            let upTo = end >= sequence.tokens.count ? (end + blockSize - 1) / blockSize : end / blockSize
+            guard upTo > export.nextBlock else { continue }
+            plan.append(PlannedExport(sink: export.sink, firstIndex: export.nextBlock,
+                                      blocks: Array(sequence.blockTable[export.nextBlock..<upTo])))
+            sequence.export?.nextBlock = upTo
+        }
+        return plan
+    }
+}

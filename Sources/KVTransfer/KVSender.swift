@@ -1,0 +1,234 @@
+import Engine
+import Foundation
+import PDProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The prefill instance P's side of one request's transfer: handshake and reservation on D's
+/// PD-comm port, then each layer's blocks as the engine completes them (`KVExportSink`),
+/// pushed by a thread of its own while the engine computes the next layer: over tcp to D's
+/// cache-queue port, or over ipc copied straight into D's shared-memory blocks. `finish`
+/// waits for every write to be acknowledged, hands over the first token and waits for D's
+/// confirmation.
+public final class KVSender: KVExportSink, @unchecked Sendable {
+    // @unchecked Sendable: the job queue, counters and error are only touched while holding
+    // `condition`; the connections are used by one thread at a time (the worker writes, the
+    // leg's thread reads acknowledgements only after the worker has drained).
+
+    public let reservation: PDReservation
+    public let transferProtocol: TransferProtocol
+    private let engine: ServingEngine
+    private let layers: Int
+    private let control: FrameConnection
+    private let dataConnection: FrameConnection?
+    private let mapping: IPCMapping?
+    private let condition = NSCondition()
+    private var jobs: [(layer: Int, firstIndex: Int, blocks: [Int32])] = []
+    private var busy = false
+    private var error: TransferError?
+    private var framesSent = 0
+    private var blocksSent = 0
+    public private(set) var bytesSent = 0
+    private var firstByteAt: ContinuousClock.Instant?
+    private var lastByteAt: ContinuousClock.Instant?
+
+    /// Connects to D and obtains its block reservation (throws D's refusal as is).
+    public init(engine: ServingEngine, hello: PDHello, decode: PeerEndpoint, deadline: ContinuousClock.Instant) throws {
+        self.engine = engine
+        layers = hello.layout.layers
+        transferProtocol = hello.transferProtocol
+        guard let pdCommPort = decode.pdCommPort else {
+            throw TransferError("the decode instance \(decode.url) has no pd_comm_port in disaggregate_info")
+        }
+        control = try FrameConnection.connect(host: decode.host, port: pdCommPort, deadline: deadline,
+                                              peer: "the decode instance \(decode.host):\(pdCommPort)")
+        try control.send(.hello, json: hello)
+        reservation = try control.expect(.reservation, as: PDReservation.self)
+        switch hello.transferProtocol {
+        case .tcp:
+            guard let port = decode.cacheQueuePort else {
+                throw TransferError("the decode instance \(decode.url) has no cache_queue_port in disaggregate_info (needed for tcp)")
+            }
+            dataConnection = try FrameConnection.connect(host: decode.host, port: port, deadline: deadline,
+                                                         peer: "the decode instance \(decode.host):\(port)")
+            try dataConnection!.send(.attach, json: PDAttach(requestID: hello.requestID))
+            mapping = nil
+        case .ipc:
+            guard let region = reservation.ipc else { throw TransferError("the decode instance offered no shared memory for ipc") }
+            mapping = try IPCMapping.shared(region)
+            dataConnection = nil
+        case .rdma:
+            throw TransferError("rdma transfer is not available: no RDMA device on this host")
+        }
+        let worker = Thread { [self] in work() }
+        worker.name = "tandem-kv-send"
+        worker.start()
+    }
+
+    // MARK: KVExportSink (engine thread)
+
+    public func layerReady(_ layer: Int, firstBlockIndex: Int, blocks: [Int32]) {
+        condition.lock()
+        jobs.append((layer, firstBlockIndex, blocks))
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    public func stepDone() {
+        condition.lock()
+        while (!jobs.isEmpty && error == nil) || busy { condition.wait() }
+        condition.unlock()
+    }
+
+    // MARK: The worker
+
+    private func work() {
+        condition.lock()
+        while true {
+            while jobs.isEmpty && error == nil { condition.wait() }
+            if error != nil { break }
+            let job = jobs.removeFirst()
+            busy = true
+            condition.unlock()
+            let outcome = Result { try push(layer: job.layer, firstIndex: job.firstIndex, blocks: job.blocks) }
+            condition.lock()
+            busy = false
+            switch outcome {
+            case .success(let bytes):
+                framesSent += 1
+                blocksSent += job.blocks.count
+                bytesSent += bytes
+            case .failure(let failure):
+                error = error ?? (failure as? TransferError ?? TransferError("\(failure)"))
+            }
+            condition.broadcast()
+        }
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    private func push(layer: Int, firstIndex: Int, blocks: [Int32]) throws -> Int {
+        let end = firstIndex + blocks.count
+        guard firstIndex >= reservation.cachedBlocks, end <= reservation.promptBlocks else {
+            throw TransferError("blocks \(firstIndex)..<\(end) are outside the ones D asked for (\(reservation.cachedBlocks)..<\(reservation.promptBlocks))")
+        }
+        let destinations = Array(reservation.blockIDs[firstIndex..<end])
+        let sources = blocks.map { engine.exportSource(layer: layer, block: $0) }
+        if firstByteAt == nil { firstByteAt = .now }
+        defer { lastByteAt = .now }
+        var sum = KVChecksum()
+        if let mapping {
+            for (source, destination) in zip(sources, destinations) {
+                sum.add(source)
+                try mapping.write(source, layer: layer, block: destination, bytesPerBlock: reservation.bytesPerLayerBlock)
+            }
+            let header = KVWriteHeader(layer: layer, blockIDs: destinations, bytesPerBlock: reservation.bytesPerLayerBlock, checksum: sum.value)
+            try control.send(.kvWritten, payload: header.bytes)
+        } else {
+            for source in sources { sum.add(source) }
+            let header = KVWriteHeader(layer: layer, blockIDs: destinations, bytesPerBlock: reservation.bytesPerLayerBlock, checksum: sum.value)
+            try dataConnection!.send(.kvData, prefix: header.bytes, chunks: sources)
+        }
+        return sources.reduce(0) { $0 + $1.count }
+    }
+
+    // MARK: The end of the transfer (the leg's thread)
+
+    /// Waits until every write is out and acknowledged, hands over the first token and waits
+    /// for D's confirmation. Returns the seconds from the first byte sent to the last ack.
+    public func finish(firstToken: PDFirstToken) throws -> Double {
+        condition.lock()
+        while (!jobs.isEmpty || busy) && error == nil { condition.wait() }
+        let failure = error, frames = framesSent, blocks = blocksSent
+        condition.unlock()
+        if let failure { throw failure }
+        let expected = reservation.blocksToSend.count * layers
+        guard blocks == expected else {
+            throw TransferError("\(blocks) of \(expected) (layer, block) writes were sent")
+        }
+        let acks = dataConnection ?? control
+        for _ in 0..<frames { _ = try acks.expect(.ack, as: PDAck.self) }
+        let seconds = firstByteAt.map { (ContinuousClock.now - $0).inSeconds } ?? 0
+        try control.send(.firstToken, json: firstToken)
+        _ = try control.expect(.done, as: PDDone.self)
+        stop()
+        return seconds
+    }
+
+    /// Tells D the leg failed (best effort) and stops sending.
+    public func fail(_ message: String) {
+        stopWorker()
+        try? control.send(.failure, json: PDFailure(requestID: reservation.requestID, message: message))
+        shutdown(control.fd, Int32(SHUT_RDWR))
+    }
+
+    /// Stops the worker and unblocks any read or write under way (deadline, abort).
+    public func cancel() {
+        stopWorker()
+        shutdown(control.fd, Int32(SHUT_RDWR))
+    }
+
+    /// Returns once the worker writes nothing more. Over ipc D keeps the blocks until the
+    /// control connection closes, so that must not happen while the worker still copies.
+    private func stopWorker() {
+        condition.lock()
+        error = error ?? TransferError("the transfer was cancelled")
+        condition.broadcast()
+        if let dataConnection { shutdown(dataConnection.fd, Int32(SHUT_RDWR)) }
+        while busy { condition.wait() }
+        condition.unlock()
+    }
+
+    private func stop() {
+        condition.lock()
+        error = error ?? TransferError("the transfer is over")
+        condition.broadcast()
+        condition.unlock()
+    }
+}
+
+/// D's shared-memory KV storage mapped into this process; kept per D instance and reused.
+final class IPCMapping: @unchecked Sendable {
+    // @unchecked Sendable: immutable after init; the memory is written only into blocks D
+    // reserved for a request this process is sending.
+    let base: UnsafeMutableRawPointer
+    let byteCount: Int
+    let numBlocks: Int
+
+    private static let cache = NSLock()
+    nonisolated(unsafe) private static var mappings: [(id: String, mapping: IPCMapping)] = []
+
+    static func shared(_ region: IPCRegion) throws -> IPCMapping {
+        cache.lock()
+        defer { cache.unlock() }
+        if let found = mappings.first(where: { $0.id == region.instanceID }) { return found.mapping }
+        let mapping = try IPCMapping(region)
+        mappings.append((region.instanceID, mapping))
+        // A restarted D is a new instance: keep the few most recent mappings only.
+        if mappings.count > 4 { mappings.removeFirst() }
+        return mapping
+    }
+
+    private init(_ region: IPCRegion) throws {
+        let fd = open(region.path, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { throw TransferError("cannot open the decode instance's shared KV cache \(region.path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard let mapped = mmap(nil, region.byteCount, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), mapped != MAP_FAILED else {
+            throw TransferError("cannot map the decode instance's shared KV cache: \(String(cString: strerror(errno)))")
+        }
+        base = mapped
+        byteCount = region.byteCount
+        numBlocks = region.numBlocks
+    }
+
+    deinit { munmap(base, byteCount) }
+
+    func write(_ source: UnsafeRawBufferPointer, layer: Int, block: Int32, bytesPerBlock: Int) throws {
+        let offset = (layer * numBlocks + Int(block)) * bytesPerBlock
+        guard source.count == bytesPerBlock, block >= 0, offset >= 0, offset + bytesPerBlock <= byteCount else {
+            throw TransferError("block \(block) of layer \(layer) lies outside the decode instance's shared KV cache")
+        }
+        (base + offset).copyMemory(from: source.baseAddress!, byteCount: bytesPerBlock)
+    }
+}

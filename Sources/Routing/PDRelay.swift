@@ -1,0 +1,204 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import NIOCore
+import NIOFoundationCompat
+import PDProtocol
+import Synchronization
+
+/// The two legs of one PD try: when the prefill leg fails, everything registered here runs
+/// at once (the decode leg is cancelled and aborted); once the decode leg ended, a prefill
+/// failure changes nothing.
+final class PDLegs: Sendable {
+    struct PrefillFailure: Sendable {
+        var why: String
+        /// P's HTTP status when it answered, nil when it did not (connection, timeout).
+        var status: Int?
+        var body: ByteBuffer?
+    }
+
+    private struct State {
+        var prefillFailure: PrefillFailure?
+        var decodeEnded = false
+        var onPrefillFailure: [@Sendable () -> Void] = []
+    }
+
+    private let state = Mutex(State())
+
+    var prefillFailure: PrefillFailure? { state.withLock { $0.prefillFailure } }
+
+    /// Records P's failure; false when the decode leg had already ended (nothing to abort).
+    func prefillFailed(_ failure: PrefillFailure) -> Bool {
+        let handlers = state.withLock { state -> [@Sendable () -> Void]? in
+            guard !state.decodeEnded else { return nil }
+            state.prefillFailure = failure
+            defer { state.onPrefillFailure = [] }
+            return state.onPrefillFailure
+        }
+        handlers?.forEach { $0() }
+        return handlers != nil
+    }
+
+    func whenPrefillFails(_ handler: @escaping @Sendable () -> Void) {
+        let failedAlready = state.withLock { state -> Bool in
+            if state.prefillFailure != nil { return true }
+            state.onPrefillFailure.append(handler)
+            return false
+        }
+        if failedAlready { handler() }
+    }
+
+    func decodeEnded() { state.withLock { $0.decodeEnded = true } }
+}
+
+extension Relay {
+    enum PrefillOutcome: Sendable {
+        case succeeded(PrefillLegResult)
+        case failed(PDLegs.PrefillFailure)
+    }
+
+    func servePD(body: ByteBuffer, context: RelayContext) async throws -> Response {
+        guard let json = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] else {
+            throw RouterError.malformed("request", "the body is not a JSON object")
+        }
+        if let n = json["n"] as? Int, n != 1 {
+            throw RouterError(status: .badRequest, message: "n must be 1 for prefill-decode requests (got \(n)).",
+                              type: "invalid_request_error")
+        }
+        var routing = RoutingRequest()
+        if prefillPolicy.needsPromptText || decodePolicy.needsPromptText { routing.promptText = PromptText.of(json) }
+        var triedPrefill: Set<String> = [], triedDecode: Set<String> = []
+        var attempts = 0
+        var lastError = ""
+        while attempts <= settings.retry.maxRetries {
+            if attempts > 0 {
+                metrics.recordRetry()
+                try await Task.sleep(for: settings.retry.delay(attempt: attempts - 1))
+            }
+            let now = ContinuousClock.now
+            let prefills = table.candidates(role: .prefill, at: now).filter { !triedPrefill.contains($0.url) }
+            let decodes = table.candidates(role: .decode, at: now).filter { !triedDecode.contains($0.url) }
+            guard !prefills.isEmpty, !decodes.isEmpty else { break }
+            let prefill = prefillPolicy.choose(among: prefills, for: routing)
+            let decode = decodePolicy.choose(among: decodes, for: routing)
+            guard let transfer = PDPairing.transferProtocol(prefill: prefill.registration, decode: decode.registration) else {
+                lastError = "\(prefill.url) and \(decode.url) share no KV transfer protocol"
+                triedDecode.insert(decode.url)
+                continue
+            }
+            guard table.begin(prefill.url, at: now) else {
+                triedPrefill.insert(prefill.url)
+                continue
+            }
+            guard table.begin(decode.url, at: now) else {
+                table.end(prefill.url, success: nil, at: now)
+                triedDecode.insert(decode.url)
+                continue
+            }
+            attempts += 1
+            let engineID = attempts == 1 ? context.requestID : "\(context.requestID)-retry\(attempts - 1)"
+            context.logger.debug("PD \(engineID): prefill \(prefill.url), decode \(decode.url), \(transfer.rawValue)")
+            switch try await attemptPD(prefill: prefill.registration, decode: decode.registration, json: json, transfer: transfer,
+                                       engineID: engineID, context: context) {
+            case .done(let response):
+                return response
+            case .failed(let why, let failedURLs):
+                lastError = why
+                context.logger.warning("PD try failed before the first token: \(why)")
+                if failedURLs.contains(prefill.url) { triedPrefill.insert(prefill.url) }
+                if failedURLs.contains(decode.url) { triedDecode.insert(decode.url) }
+            }
+        }
+        if attempts == 0 { throw RouterError.noWorker("prefill and decode") }
+        throw RouterError.upstreamFailed(attempts: attempts, last: lastError)
+    }
+
+    func attemptPD(prefill: WorkerRegistration, decode: WorkerRegistration, json: [String: Any], transfer: TransferProtocol,
+                   engineID: String, context: RelayContext) async throws -> Attempt {
+        let bodies = try PDPairing.legBodies(json, prefill: prefill, decode: decode, requestID: engineID, transferProtocol: transfer)
+        var headers = context.headers
+        headers.replaceOrAdd(name: "X-Request-Id", value: engineID)
+        let legs = PDLegs()
+        let http = http, table = table, metrics = metrics, workers = workers, deadline = context.deadline
+
+        var prefillRequest = HTTPClientRequest(url: prefill.url + context.route.rawValue)
+        prefillRequest.method = .POST
+        prefillRequest.headers = headers
+        prefillRequest.body = .bytes(ByteBuffer(bytes: bodies.prefill))
+        let prefillTask = Task<PrefillOutcome, Never> {
+            do {
+                let response = try await http.execute(prefillRequest, deadline: deadline)
+                let body = try await response.body.collect(upTo: 1 << 20)
+                let status = Int(response.status.code)
+                guard status == 200 else {
+                    return .failed(.init(why: "prefill \(prefill.url) answered HTTP \(status): \(String(buffer: body).prefix(300))",
+                                         status: status, body: body))
+                }
+                return .succeeded(try JSONDecoder().decode(PrefillLegResult.self, from: Data(buffer: body)))
+            } catch {
+                return .failed(.init(why: "prefill \(prefill.url): \(WorkerClient.describe(error))", status: nil, body: nil))
+            }
+        }
+        // If the prefill leg fails, the decode leg is aborted at once.
+        Task {
+            switch await prefillTask.value {
+            case .succeeded(let result):
+                table.end(prefill.url, success: true, at: .now)
+                metrics.recordTransfer(bytes: result.transferredBytes, seconds: result.transferSeconds)
+            case .failed(let failure):
+                let abortDecode = legs.prefillFailed(failure)
+                table.end(prefill.url, success: abortDecode ? !(failure.status.map(Self.isRetryable) ?? true) : nil, at: .now)
+                if abortDecode {
+                    context.logger.warning("\(failure.why): aborting the decode leg on \(decode.url)")
+                    await workers.abort(engineID, on: decode.endpoint)
+                }
+            }
+        }
+
+        var decodeRequest = HTTPClientRequest(url: decode.url + context.route.rawValue)
+        decodeRequest.method = .POST
+        decodeRequest.headers = headers
+        decodeRequest.body = .bytes(ByteBuffer(bytes: bodies.decode))
+        let decodeHead = Task { try await http.execute(decodeRequest, deadline: deadline) }
+        legs.whenPrefillFails { decodeHead.cancel() }
+
+        // When the decode leg ends early (failed, refused, client gone), the prefill leg is aborted.
+        let abortPrefill: @Sendable () async -> Void = {
+            legs.decodeEnded()
+            prefillTask.cancel()
+            await workers.abort(engineID, on: prefill.endpoint)
+        }
+        let response: HTTPClientResponse
+        do {
+            response = try await decodeHead.value
+        } catch {
+            table.end(decode.url, success: legs.prefillFailure == nil ? false : nil, at: .now)
+            if legs.prefillFailure == nil { await abortPrefill() }
+            if NIODeadline.now() >= deadline { throw RouterError.requestTimeout(after: settings.requestTimeout) }
+            return prefillFailureAttempt(legs, context: context, prefill: prefill.url)
+                ?? .failed("decode \(decode.url): \(WorkerClient.describe(error))", failedURLs: [decode.url])
+        }
+        let decodeStatus = Int(response.status.code)
+        let attempt = try await relayResponse(response, from: decode.url, context: context, onUpstream: { upstream in
+            legs.whenPrefillFails { upstream.cancel() }
+        }, onEnd: { outcome in
+            if outcome == nil { await workers.abort(engineID, on: decode.endpoint) }
+            if outcome != true || decodeStatus != 200 { await abortPrefill() }
+        })
+        if case .failed(let why, _) = attempt {
+            return prefillFailureAttempt(legs, context: context, prefill: prefill.url) ?? .failed(why, failedURLs: [decode.url])
+        }
+        return attempt
+    }
+
+    /// When the prefill leg's failure ended the try: P's own error when P refused the request
+    /// (4xx: the client's fault, not retried), else a retryable failure of P.
+    private func prefillFailureAttempt(_ legs: PDLegs, context: RelayContext, prefill: String) -> Attempt? {
+        guard let failure = legs.prefillFailure else { return nil }
+        if let status = failure.status, !Self.isRetryable(status), let body = failure.body {
+            context.finish.finish(status: status)
+            return .done(Response(status: .init(code: status), headers: [.contentType: "application/json"], body: .init(byteBuffer: body)))
+        }
+        return .failed(failure.why, failedURLs: [prefill])
+    }
+}

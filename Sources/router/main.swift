@@ -1,0 +1,3 @@
+import Routing
+
+await RouterCommand.runAsMain()
