@@ -390,9 +390,9 @@ extension APIServer {
         let endpoint = PeerEndpoint(host: PeerEndpoint.advertisedHost(listeningOn: host), port: port,
                                     engineWorkerQueuePort: engineWorkerQueuePort, pdCommPort: pdCommPort,
                                     cacheQueuePort: cacheQueuePort, rdmaCommPorts: try rdmaPorts())
-        return WorkerRegistration(role: .mixed, endpoint: endpoint, model: servedModelName,
-                                  deviceIDs: RouterRegistrar.allowedCPUs().map(String.init), transferProtocols: [],
-                                  rank: localDataParallelId)
+        return WorkerRegistration(role: splitwiseRole, endpoint: endpoint, model: servedModelName,
+                                  deviceIDs: RouterRegistrar.allowedCPUs().map(String.init),
+                                  transferProtocols: try transferProtocols(), rank: localDataParallelId)
     }
 }
 

@@ -45,7 +45,7 @@ import TestSupport
         #expect(json["engine_worker_queue_port"] as? Int == queuePort)
         #expect(json["model"] as? String == "tiny")
         #expect(json["rank"] as? Int == 3)
-        #expect(json["transfer_protocol"] as? [String] == [])
+        #expect(json["transfer_protocol"] as? [String] == ["ipc", "tcp"])
         #expect(json["device_ids"] as? [String] == (try Self.allowedCPUs(of: server.process.processIdentifier)))
         // Registered only once the engine serves: the router's health check must pass.
         #expect(healthWhenRegistered.withLock { $0 }.allSatisfy { $0 == 200 })
