@@ -195,6 +195,8 @@ let package = Package(
             dependencies: ["Supervision", "FleetPlanning", "SystemCalls", "TestSupport", "ModelStore", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "SystemCallsTests", dependencies: ["SystemCalls"]),
+        // The example deployments (scripts/serve.sh, Examples/*/run.sh) run as written.
+        .testTarget(name: "ExamplesTests", dependencies: ["TestSupport"]),
         .testTarget(
             name: "RouterTests",
             dependencies: ["Routing", "PDProtocol", "Engine", "ModelStore", "TestSupport", .product(name: "NIOCore", package: "swift-nio")],
