@@ -19,8 +19,8 @@
 //                 each other: roles, endpoints, registration, disaggregate_info, PD messages)
 //   router:       Routing (worker table, health checks, policies, PD pairing, relay, retries,
 //                 circuit breakers, admission queue, metrics, the router's flags) -> PDProtocol
-//   supervisor:   Supervision -> FleetPlanning, CSpawn, CSystemd, CCurl, CNuma, SystemCalls
-//                 FleetPlanning -> CNuma
+//   supervisor:   Supervision -> FleetPlanning, CSpawn, CSystemd, CCurl, CNuma, SystemCalls, PDProtocol
+//                 FleetPlanning -> CNuma, PDProtocol
 //   serving:      Serving (OpenAI HTTP API) -> Engine, EngineOptions, Tokenization, GGUF, ModelStore,
 //                 PDProtocol, KVTransfer
 //                 KVTransfer (PD: KV blocks and the first token between P and D) -> Engine, PDProtocol,
@@ -76,14 +76,14 @@ let package = Package(
         .target(
             name: "FleetPlanning",
             dependencies: [
-                "CNuma",
+                "CNuma", "PDProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .target(
             name: "Supervision",
             dependencies: [
-                "FleetPlanning", "CSpawn", "CSystemd", "CCurl", "CNuma", "SystemCalls",
+                "FleetPlanning", "CSpawn", "CSystemd", "CCurl", "CNuma", "SystemCalls", "PDProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -167,6 +167,8 @@ let package = Package(
             dependencies: [
                 "Engine", "EngineOptions", "Tokenization", "GGUF", "ModelStore", "PDProtocol", "KVTransfer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -194,6 +196,8 @@ let package = Package(
             dependencies: ["Supervision", "FleetPlanning", "SystemCalls", "TestSupport", "ModelStore", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "SystemCallsTests", dependencies: ["SystemCalls"]),
+        // The example deployments (scripts/serve.sh, Examples/*/run.sh) run as written.
+        .testTarget(name: "ExamplesTests", dependencies: ["TestSupport"]),
         .testTarget(
             name: "RouterTests",
             dependencies: ["Routing", "PDProtocol", "Engine", "ModelStore", "TestSupport", .product(name: "NIOCore", package: "swift-nio")],

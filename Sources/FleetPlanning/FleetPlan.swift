@@ -1,3 +1,5 @@
+import PDProtocol
+
 // The contract between planning (this module: pure, testable without processes) and
 // running (the Supervision module). A plan is complete: every rank's devices, CPUs, NUMA
 // nodes, ports, command line and environment are decided before any worker starts.
@@ -106,6 +108,27 @@ public struct RestartSettings: Sendable, Equatable, Codable {
     }
 }
 
+/// The router the ranks register with (`--router`), as the supervisor reaches it to take a
+/// rank out before it kills, restarts or stops it.
+public struct RouterSettings: Sendable, Equatable, Codable {
+    /// `http://host:port` of the router.
+    public var baseURL: String
+    /// Sent as `Authorization: Bearer <token>`.
+    public var token: String?
+    /// The host the ranks register under: their `--host`, a wildcard resolved the way the
+    /// worker resolves it.
+    public var workerHost: String
+
+    public init(baseURL: String, token: String?, workerHost: String) {
+        self.baseURL = baseURL
+        self.token = token
+        self.workerHost = workerHost
+    }
+
+    /// The URL the rank with this API port is registered under.
+    public func workerURL(apiPort: Int) -> String { PeerEndpoint(host: workerHost, port: apiPort).url }
+}
+
 /// A whole deployment on this host, ready to run.
 public struct FleetPlan: Sendable, Equatable, Codable {
     public var workerBinary: String
@@ -121,10 +144,12 @@ public struct FleetPlan: Sendable, Equatable, Codable {
     public var shutdownTimeout: Duration
     /// The IPv4 address the ports were checked on and health probes go to (`--host`).
     public var host: String
+    /// The router the ranks register with; nil when none.
+    public var router: RouterSettings?
 
     public init(workerBinary: String, ranks: [RankPlan], controlPort: Int, logDirectory: String,
                 logMaxBytes: Int, logBackups: Int, health: HealthSettings, restart: RestartSettings,
-                shutdownTimeout: Duration, host: String = "127.0.0.1") {
+                shutdownTimeout: Duration, host: String = "127.0.0.1", router: RouterSettings? = nil) {
         self.workerBinary = workerBinary
         self.ranks = ranks
         self.controlPort = controlPort
@@ -135,5 +160,6 @@ public struct FleetPlan: Sendable, Equatable, Codable {
         self.restart = restart
         self.shutdownTimeout = shutdownTimeout
         self.host = host
+        self.router = router
     }
 }

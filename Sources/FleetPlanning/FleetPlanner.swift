@@ -1,4 +1,5 @@
 import Foundation
+import PDProtocol
 
 /// Turns the command line, the environment and the host into a complete `FleetPlan`, or
 /// one `PlanningError` naming what is wrong. Nothing is started here.
@@ -25,7 +26,10 @@ public struct FleetPlanner: Sendable {
     }
 
     public func plan(_ options: SupervisorOptions) throws(PlanningError) -> FleetPlan {
-        let worker = try WorkerFlags.parse(options.workerFlags)
+        var worker = try WorkerFlags.parse(options.workerFlags)
+        let router = try routerSettings(options, worker: worker)
+        if let given = options.router { worker.passthrough += ["--router", given] }
+        let supervisorToken = options.registerToken ?? environment["TANDEM_REGISTER_TOKEN"]
         let health = try Self.healthSettings(options)
         let restart = try Self.restartSettings(options)
         let shutdownTimeout = try Self.seconds(options.shutdownTimeout, "--shutdown-timeout", allowZero: true)
@@ -65,6 +69,7 @@ public struct FleetPlanner: Sendable {
             let rankPorts = ports.ranks[rank]
             let logDirectory = "\(options.logDir)/log_\(rank)"
             var environment = ["TANDEM_RANK": String(rank), "FD_LOG_DIR": logDirectory]
+            if router != nil, worker.registerToken == nil, let supervisorToken { environment["TANDEM_REGISTER_TOKEN"] = supervisorToken }
             if !devicesPerRank[rank].isEmpty {
                 environment["CUDA_VISIBLE_DEVICES"] = devicesPerRank[rank].joined(separator: ",")
             }
@@ -75,7 +80,26 @@ public struct FleetPlanner: Sendable {
         }
         return FleetPlan(workerBinary: workerBinary, ranks: rankPlans, controlPort: ports.control,
                          logDirectory: options.logDir, logMaxBytes: options.logMaxBytes, logBackups: options.logBackups,
-                         health: health, restart: restart, shutdownTimeout: shutdownTimeout, host: host)
+                         health: health, restart: restart, shutdownTimeout: shutdownTimeout, host: host, router: router)
+    }
+
+    /// The router from `--router` (passed on to every rank) or from the worker flags, never
+    /// both; its token from `--register-token`, the worker flags or `$TANDEM_REGISTER_TOKEN`.
+    func routerSettings(_ options: SupervisorOptions, worker: WorkerFlags) throws(PlanningError) -> RouterSettings? {
+        if options.router != nil && worker.router != nil {
+            throw PlanningError("--router is given both to multi-api-server and in the worker flags: give it once (multi-api-server passes its --router to every rank)")
+        }
+        if options.registerToken != nil && worker.registerToken != nil {
+            throw PlanningError("--register-token is given both to multi-api-server and in the worker flags: give it once (multi-api-server hands its token to every rank)")
+        }
+        guard let given = options.router ?? worker.router else {
+            if options.registerToken != nil { throw PlanningError("--register-token needs --router") }
+            return nil
+        }
+        guard let baseURL = RouterAddress.baseURL(given) else { throw PlanningError(RouterAddress.invalid(given)) }
+        let token = options.registerToken ?? worker.registerToken ?? environment["TANDEM_REGISTER_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        return RouterSettings(baseURL: baseURL, token: token,
+                              workerHost: PeerEndpoint.advertisedHost(listeningOn: worker.host ?? "127.0.0.1"))
     }
 
     /// The worker's flags as given, then its own ports and rank id (FastDeploy appends

@@ -68,6 +68,12 @@ public struct SupervisorOptions: ParsableArguments {
     @Option(help: "Number of rotated log files kept per rank.")
     public var logBackups: Int = 5
 
+    @Option(help: "Router the ranks register with (HOST:PORT or http://HOST:PORT), passed to every rank as --router; the supervisor takes a rank out of it (POST /deregister) before it kills, restarts or stops the rank. Default: the --router among the worker flags, else none.")
+    public var router: String?
+
+    @Option(help: "Token for the router's --register-token; given to the ranks as TANDEM_REGISTER_TOKEN, never on their command line. Default: $TANDEM_REGISTER_TOKEN.")
+    public var registerToken: String?
+
     @Option(help: "NUMA binding of each rank's CPUs and memory: auto (GPU mode: its GPUs' node; CPU mode: ranks spread across nodes), none, or node numbers (one per rank, or one for all).")
     public var numaBind: String = "auto"
 

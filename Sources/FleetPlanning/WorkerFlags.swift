@@ -7,6 +7,11 @@ struct WorkerFlags: Equatable {
     var rdmaCommPorts: String?
     var dataParallelSize: Int?
     var tensorParallelSize: Int?
+    /// `--router`, `--register-token` and `--host`, kept in `passthrough` too: the supervisor
+    /// deregisters ranks from that router under the URL they register with.
+    var router: String?
+    var registerToken: String?
+    var host: String?
     /// Flags kept as given, in order (including the parallel sizes).
     var passthrough: [String] = []
 
@@ -34,6 +39,12 @@ struct WorkerFlags: Equatable {
                 index += 2
                 return flags[index - 1]
             }
+            func kept() throws(PlanningError) -> String {
+                let start = index
+                let text = try value()
+                result.passthrough += flags[start..<index]
+                return text
+            }
             func size() throws(PlanningError) -> Int {
                 let start = index
                 let text = try value()
@@ -53,6 +64,9 @@ struct WorkerFlags: Equatable {
             case "--rdma-comm-ports": result.rdmaCommPorts = try value()
             case "--data-parallel-size": result.dataParallelSize = try size()
             case "--tensor-parallel-size": result.tensorParallelSize = try size()
+            case "--router": result.router = try kept()
+            case "--register-token": result.registerToken = try kept()
+            case "--host": result.host = try kept()
             default:
                 result.passthrough.append(token)
                 index += 1

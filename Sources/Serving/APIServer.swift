@@ -2,6 +2,7 @@ import ArgumentParser
 import Engine
 import EngineOptions
 import ModelStore
+import PDProtocol
 import Foundation
 import Hummingbird
 import KVTransfer
@@ -117,6 +118,8 @@ public struct APIServer: AsyncParsableCommand {
 
     @Option(help: "Devices per rank for tensor parallelism; only 1 is supported on CPUs.")
     var tensorParallelSize = 1
+
+    @OptionGroup var registration: RouterRegistrationOptions
 
     public init() {}
 
@@ -328,6 +331,11 @@ public struct APIServer: AsyncParsableCommand {
                                         logger: quietLogger))
         }
         let group = ServiceGroup(services: services, logger: quietLogger)
+        let registrar = try registration.router.map { router in
+            RouterRegistrar(routerURL: try RouterRegistrationOptions.baseURL(router), token: registration.token,
+                            interval: .milliseconds(Int(registration.registerInterval * 1000)),
+                            registration: try workerRegistration(servedModelName: name), state: state, logger: logger)
+        }
 
         // The model loads while the listeners already answer /health with 503.
         Thread.detachNewThread {
@@ -351,6 +359,7 @@ public struct APIServer: AsyncParsableCommand {
                 }
                 state.loaded(ServingContext(model: context, service: engine, metrics: metrics, disaggregation: disaggregation))
                 logger.info("serving \(name) on http://\(host):\(port)")
+                if let registrar { Task { await registrar.start() } }
             } catch {
                 FileHandle.standardError.write(Data("api-server: cannot load the model \(modelPath): \(error)\n".utf8))
                 Foundation.exit(78)
@@ -361,6 +370,9 @@ public struct APIServer: AsyncParsableCommand {
         let signals = SignalWatcher { signal in
             logger.info("received signal \(signal): draining (up to \(drainTimeout) s)")
             Task {
+                // Out of the router first (health already 503), so it sends nothing new here.
+                state.beginDrain()
+                await registrar?.deregister()
                 await Drain.run(state: state, timeout: drainTimeout, logger: logger)
                 await group.triggerGracefulShutdown()
             }
@@ -372,6 +384,18 @@ public struct APIServer: AsyncParsableCommand {
             throw ConfigurationError(message: "the HTTP listeners stopped: \(error)")
         }
         logger.info("stopped")
+    }
+}
+
+extension APIServer {
+    /// What this instance tells the router about itself (`--router`).
+    func workerRegistration(servedModelName: String) throws -> WorkerRegistration {
+        let endpoint = PeerEndpoint(host: PeerEndpoint.advertisedHost(listeningOn: host), port: port,
+                                    engineWorkerQueuePort: engineWorkerQueuePort, pdCommPort: pdCommPort,
+                                    cacheQueuePort: cacheQueuePort, rdmaCommPorts: try rdmaPorts())
+        return WorkerRegistration(role: splitwiseRole, endpoint: endpoint, model: servedModelName,
+                                  deviceIDs: RouterRegistrar.allowedCPUs().map(String.init),
+                                  transferProtocols: try transferProtocols(), rank: localDataParallelId)
     }
 }
 

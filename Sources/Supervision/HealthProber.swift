@@ -15,7 +15,7 @@ struct ProbeResult: Sendable {
 /// one round probes every target in parallel, each bounded by the timeout. Rounds run on
 /// Dispatch threads (they block in curl_multi_poll), never on the Swift concurrency pool.
 struct HealthProber: Sendable {
-    private static let curlReady: Bool = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
+    static let curlReady: Bool = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
     private let queue = DispatchQueue(label: "tandem.health", attributes: .concurrent)
     let host: String
 

@@ -57,6 +57,10 @@ struct RankRuntime {
     var restarts = 0
     var lastExit: String?
     var detail: String?
+    /// A deregistration from the router is in flight: the rank is not restarted until it ends.
+    var leavingRouter = false
+    /// This incarnation was taken out of the router (reset on every spawn: a new one registers).
+    var outOfRouter = false
     /// The log problem last reported to the supervisor's own log (to report changes once).
     var reportedLogProblem: String?
 

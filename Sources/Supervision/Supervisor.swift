@@ -19,6 +19,7 @@ public actor Supervisor {
     private let logger: Logger
     private let notifier = SystemdNotifier()
     private let prober: HealthProber
+    private let deregistration: RouterDeregistration?
     let metrics: SupervisorMetrics
     private let clock = ContinuousClock()
     /// Each rank's full worker environment, by rank id, computed once.
@@ -40,6 +41,7 @@ public actor Supervisor {
         self.logger = logger
         metrics = SupervisorMetrics(rankIDs: plan.ranks.map(\.rank))
         prober = HealthProber(host: plan.host)
+        deregistration = plan.router.map { RouterDeregistration(settings: $0) }
         let now = ContinuousClock.now
         var runtimes: [RankRuntime] = []
         for rank in plan.ranks {
@@ -105,7 +107,7 @@ public actor Supervisor {
     private func step() {
         let now = clock.now
         for index in ranks.indices where ranks[index].phase == .backingOff {
-            if let at = ranks[index].restartAt, at <= now { relaunch(index) }
+            if let at = ranks[index].restartAt, at <= now, !ranks[index].leavingRouter { relaunch(index) }
         }
         startProbes(now: now)
         for index in ranks.indices where ranks[index].phase == .ready && ranks[index].policy.consecutiveDeaths > 0 {
@@ -185,9 +187,48 @@ public actor Supervisor {
         guard let pid = ranks[index].pid else { return }
         ranks[index].phase = .unhealthy
         ranks[index].killReason = reason
+        guard deregistration != nil else { return killRank(index, pid: pid, reason: reason) }
+        Task {
+            await self.takeOutOfRouter(index)
+            self.killRank(index, pid: pid, reason: reason)
+        }
+    }
+
+    private func killRank(_ index: Int, pid: Int32, reason: String) {
+        guard ranks[index].pid == pid else { return } // It ended meanwhile.
         ranks[index].log.note("killing pid \(pid): \(reason)")
         logger.warning("rank \(ranks[index].plan.rank): killing pid \(pid): \(reason)")
         WorkerProcess.signalGroup(pid, SIGKILL)
+    }
+
+    /// Takes the rank's current incarnation out of the router (`--router`), once; a restart
+    /// waits for it (`leavingRouter`), and the new incarnation registers itself.
+    private func takeOutOfRouter(_ index: Int) async {
+        guard let url = startLeavingRouter(index) else { return }
+        await finishLeavingRouter(index, url: url)
+    }
+
+    /// Marks the deregistration as begun (so no restart starts before it ends); the URL to
+    /// deregister, or nil when there is nothing to do.
+    private func startLeavingRouter(_ index: Int) -> String? {
+        guard let router = plan.router, !ranks[index].outOfRouter, !ranks[index].leavingRouter else { return nil }
+        ranks[index].leavingRouter = true
+        return router.workerURL(apiPort: ranks[index].plan.ports.api)
+    }
+
+    private func finishLeavingRouter(_ index: Int, url: String) async {
+        guard let deregistration else { return }
+        let router = deregistration.settings.baseURL
+        let problem = await deregistration.deregister(workerURL: url, timeout: max(plan.health.timeout, .seconds(2)))
+        ranks[index].leavingRouter = false
+        ranks[index].outOfRouter = true
+        if let problem {
+            ranks[index].log.note("could not take \(url) out of the router \(router): \(problem)")
+            logger.warning("rank \(ranks[index].plan.rank): could not take \(url) out of the router \(router): \(problem)")
+        } else {
+            ranks[index].log.note("taken out of the router \(router) (\(url))")
+            logger.info("rank \(ranks[index].plan.rank): taken out of the router \(router) (\(url))")
+        }
     }
 
     // MARK: Spawning and exits
@@ -210,6 +251,7 @@ public actor Supervisor {
         ranks[index].probeInFlight = false
         ranks[index].nextProbeAt = now
         ranks[index].killReason = nil
+        ranks[index].outOfRouter = false
         ranks[index].log.note("started pid \(pid): \(self.plan.workerBinary) \(plan.arguments.joined(separator: " "))")
         logger.info("rank \(plan.rank) started, pid \(pid), api port \(plan.ports.api)")
     }
@@ -245,6 +287,8 @@ public actor Supervisor {
 
     private func died(_ index: Int, exitStatus: Int?) {
         let now = clock.now
+        // A rank that died by itself is still in the router's table: out before the restart.
+        if let url = startLeavingRouter(index) { Task { await self.finishLeavingRouter(index, url: url) } }
         switch ranks[index].policy.recordDeath(at: now, exitStatus: exitStatus) {
         case .restart(let delay):
             ranks[index].phase = .backingOff
@@ -263,6 +307,14 @@ public actor Supervisor {
 
     private func stopAll() async -> Bool {
         stopRequested = true
+        // Out of the router before SIGTERM: it sends nothing more to ranks about to drain.
+        if deregistration != nil {
+            await withTaskGroup(of: Void.self) { group in
+                for index in ranks.indices where ranks[index].pid != nil {
+                    group.addTask { await self.takeOutOfRouter(index) }
+                }
+            }
+        }
         for index in ranks.indices {
             if let pid = ranks[index].pid {
                 ranks[index].phase = .stopping

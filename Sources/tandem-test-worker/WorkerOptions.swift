@@ -14,6 +14,8 @@ struct WorkerOptions: Sendable {
     var localDataParallelID: Int?
     var dataParallelSize: Int?
     var tensorParallelSize: Int?
+    /// `--router`, `--register-token`: accepted as api-server takes them; this worker does not register.
+    var router: String?
 
     var startupDelay: Double = 0
     var crashAfter: Double?
@@ -51,6 +53,8 @@ extension WorkerOptions {
           --local-data-parallel-id I      Recorded in the startup line.
           --data-parallel-size N          Recorded in the startup line.
           --tensor-parallel-size N        Recorded in the startup line.
+          --router URL                    Accepted; this worker does not register (the supervisor deregisters).
+          --register-token TOKEN          Accepted and ignored.
 
         FAULTS (apply to every rank unless --fault-rank names one, via env TANDEM_RANK):
           --startup-delay SECONDS         Answer /health with 503 this long after start.
@@ -110,6 +114,8 @@ extension WorkerOptions {
             case "--local-data-parallel-id": options.localDataParallelID = try integer()
             case "--data-parallel-size": options.dataParallelSize = try integer()
             case "--tensor-parallel-size": options.tensorParallelSize = try integer()
+            case "--router": options.router = try value()
+            case "--register-token": _ = try value()
             case "--startup-delay": options.startupDelay = try seconds()
             case "--crash-after": options.crashAfter = try seconds()
             case "--hang-after": options.hangAfter = try seconds()

@@ -48,23 +48,32 @@ private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathCompon
     }
 
     /// `systemd-analyze verify` checks that ExecStart's program exists and that the
-    /// Documentation= man page can be opened: the copy points ExecStart at an existing
-    /// program and MANPATH at this package's man page.
-    @Test func theUnitPassesSystemdAnalyzeVerify() throws {
+    /// Documentation= man pages can be opened: each unit of Examples/systemd (the supervisor's,
+    /// the router's, the prefill and decode fleets') is copied with ExecStart pointing at an
+    /// existing program and MANPATH at this package's man pages.
+    @Test func everyUnitPassesSystemdAnalyzeVerify() throws {
         let folder = NSTemporaryDirectory() + "tandem-unit-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try FileManager.default.createDirectory(atPath: folder + "/man/man1", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: packageRoot + "/Man/multi-api-server.1",
-                                         toPath: folder + "/man/man1/multi-api-server.1")
-        let unit = try String(contentsOfFile: unitPath, encoding: .utf8)
-            .replacingOccurrences(of: "ExecStart=/usr/local/bin/multi-api-server ", with: "ExecStart=/bin/true ")
-        try unit.write(toFile: folder + "/multi-api-server.service", atomically: true, encoding: .utf8)
-
-        let result = try runProcess("/usr/bin/systemd-analyze", ["verify", folder + "/multi-api-server.service"],
-                                    environment: ["MANPATH": folder + "/man"])
-        let output = result.stdout + result.stderr
-        #expect(result.status == 0, "systemd-analyze verify failed:\n\(output)")
-        let complaints = output.split(separator: "\n").filter { $0.contains("multi-api-server") || $0.lowercased().contains("error") }
-        #expect(complaints.isEmpty, "systemd-analyze verify complained:\n\(output)")
+        for page in try FileManager.default.contentsOfDirectory(atPath: packageRoot + "/Man") where page.hasSuffix(".1") {
+            try FileManager.default.copyItem(atPath: packageRoot + "/Man/" + page, toPath: folder + "/man/man1/" + page)
+        }
+        let units = try FileManager.default.contentsOfDirectory(atPath: packageRoot + "/Examples/systemd")
+            .filter { $0.hasSuffix(".service") }.sorted()
+        #expect(units == ["multi-api-server.service", "tandem-decode.service", "tandem-prefill.service", "tandem-router.service"])
+        for name in units {
+            let unit = try String(contentsOfFile: packageRoot + "/Examples/systemd/" + name, encoding: .utf8)
+                .replacing(#/ExecStart=/usr/local/bin/[a-z-]+ /#, with: "ExecStart=/bin/true ")
+            #expect(unit.contains("ExecStart=/bin/true "), "\(name) does not start a program from /usr/local/bin")
+            try unit.write(toFile: folder + "/" + name, atomically: true, encoding: .utf8)
+            let result = try runProcess("/usr/bin/systemd-analyze", ["verify", folder + "/" + name],
+                                        environment: ["MANPATH": folder + "/man"])
+            let output = result.stdout + result.stderr
+            #expect(result.status == 0, "systemd-analyze verify \(name) failed:\n\(output)")
+            let complaints = output.split(separator: "\n").filter {
+                $0.contains(name) || $0.contains("tandem") || $0.lowercased().contains("error")
+            }
+            #expect(complaints.isEmpty, "systemd-analyze verify complained about \(name):\n\(output)")
+        }
     }
 }

@@ -4,23 +4,6 @@ import Synchronization
 import Testing
 import TestSupport
 
-func processExists(_ pid: Int) -> Bool {
-    // A zombie still "exists" for kill(0); read the state instead.
-    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return false }
-    return !status.contains("State:\tZ")
-}
-
-/// Pids of live processes whose environment carries `TANDEM_TEST_FLEET=<tag>` (how a test
-/// finds every process of its fleet, even after the supervisor is gone).
-func fleetProcesses(tag: String) -> [Int] {
-    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-    return entries.compactMap(Int.init).filter { pid in
-        guard let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
-        return environ.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == "TANDEM_TEST_FLEET=\(tag)" }
-            && processExists(pid)
-    }
-}
-
 /// A datagram socket the test sets as NOTIFY_SOCKET, collecting sd_notify messages.
 final class NotifySocket: Sendable {
     let path: String

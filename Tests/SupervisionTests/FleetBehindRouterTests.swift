@@ -1,0 +1,105 @@
+import Foundation
+import Glibc
+import ModelStore
+import Synchronization
+import Testing
+import TestSupport
+
+/// Two real api-server ranks under multi-api-server, registered with the real router, and a
+/// rank killed under load (issue 8, item 10).
+@Suite(.serialized) struct FleetBehindRouterTests {
+    /// How one streamed request through the router ended.
+    enum Outcome { case completed, failedAfterAToken, failedBeforeAnyToken(String) }
+
+    static func streamedCompletion(port: Int) -> Outcome {
+        let body = Data(#"{"model": "SmolLM2-135M-Instruct", "prompt": "The capital of France is", "max_tokens": 8, "temperature": 0, "stream": true}"#.utf8)
+        guard let reply = httpPost(port: port, path: "/v1/completions", body: body, timeout: .seconds(120)) else {
+            return .failedBeforeAnyToken("no answer")
+        }
+        // The events, whatever the framing (the router answers chunked even to HTTP/1.0).
+        if reply.status == 200 && reply.body.contains("data: [DONE]") { return .completed }
+        if reply.status == 200 && reply.body.contains(#""text":"#) { return .failedAfterAToken }
+        return .failedBeforeAnyToken("HTTP \(reply.status): \(reply.body.prefix(300))")
+    }
+
+    /// The URLs the router lists in `GET /registered`.
+    static func registered(routerPort: Int) -> Set<String> {
+        guard let reply = httpGet(port: routerPort, path: "/registered"), reply.status == 200,
+              let list = (try? JSONSerialization.jsonObject(with: Data(reply.body.utf8))) as? [[String: Any]] else { return [] }
+        return Set(list.compactMap { entry in
+            guard let host = entry["host"] as? String, let port = entry["port"] as? Int else { return nil }
+            return "http://\(host):\(port)"
+        })
+    }
+
+    @Test func killingARankUnderLoadFailsNoRequestThatHadNoTokenAndItRegistersAgain() throws {
+        _ = try requireModel(at: DefaultModel.path())
+        let routerPort = try freeLoopbackPort()
+        let routerLog = NSTemporaryDirectory() + "tandem-router-\(UUID().uuidString.prefix(8)).log"
+        _ = FileManager.default.createFile(atPath: routerLog, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: routerLog) }
+        let router = Process()
+        router.executableURL = URL(fileURLWithPath: try BuiltProducts.path("router"))
+        router.arguments = ["--host", "127.0.0.1", "--port", "\(routerPort)", "--policy", "round_robin",
+                            "--health-check-interval", "0.5"]
+        router.standardOutput = FileHandle(forWritingAtPath: routerLog)
+        router.standardError = FileHandle(forWritingAtPath: routerLog)
+        try router.run()
+        defer { if router.isRunning { kill(router.processIdentifier, SIGKILL); router.waitUntilExit() } }
+        var routerOutput: String { (try? String(contentsOfFile: routerLog, encoding: .utf8)) ?? "" }
+
+        let fleet = try Fleet(arguments: ["--num-servers", "2"] + FleetTests.quick + [
+            "--startup-grace", "120", "--router", "127.0.0.1:\(routerPort)",
+            "--args", "--threads", "1", "--max-num-seqs", "4", "--register-interval", "0.2",
+            "--served-model-name", "SmolLM2-135M-Instruct",
+        ], workerBinary: try BuiltProducts.path("api-server"))
+        defer { fleet.terminate() }
+        #expect(fleet.waitAllReady(count: 2), "\(fleet.output)")
+        let ports = [try #require(fleet.apiPort(ofRank: 0)), try #require(fleet.apiPort(ofRank: 1))]
+        let urls = Set(ports.map { "http://127.0.0.1:\($0)" })
+        #expect(waitUntil { Self.registered(routerPort: routerPort) == urls }, "\(routerOutput)")
+        let pid1 = try #require(fleet.pid(ofRank: 1))
+
+        // Three clients stream (a stream cut after its first token may fail: the rank died under it) through the router throughout the kill and the restart.
+        let completed = Mutex(0), failedAfterAToken = Mutex(0), failedBeforeAnyToken = Mutex<[String]>([])
+        let loading = Mutex(true)
+        let clients = DispatchGroup()
+        for _ in 0..<3 {
+            clients.enter()
+            Thread.detachNewThread {
+                while loading.withLock({ $0 }) {
+                    switch Self.streamedCompletion(port: routerPort) {
+                    case .completed: completed.withLock { $0 += 1 }
+                    case .failedAfterAToken: failedAfterAToken.withLock { $0 += 1 }
+                    case .failedBeforeAnyToken(let why): failedBeforeAnyToken.withLock { $0.append(why) }
+                    }
+                }
+                clients.leave()
+            }
+        }
+        #expect(waitUntil { completed.withLock { $0 } >= 3 }, "\(routerOutput)")
+        kill(pid_t(pid1), SIGKILL)
+        let back = waitUntil {
+            guard let pid = fleet.pid(ofRank: 1), pid != pid1, fleet.state(1) == "ready" else { return false }
+            return Self.registered(routerPort: routerPort) == urls
+        }
+        let completedAtReturn = completed.withLock { $0 }
+        #expect(waitUntil { completed.withLock { $0 } >= completedAtReturn + 3 })
+        loading.withLock { $0 = false }
+        clients.wait()
+
+        #expect(back, "rank 1 did not come back into the router:\n\(fleet.output)\n\(routerOutput)")
+        #expect(failedBeforeAnyToken.withLock { $0 } == [], "\(routerOutput)")
+        #expect(fleet.output.contains("rank 1: taken out of the router http://127.0.0.1:\(routerPort) (http://127.0.0.1:\(ports[1]))"))
+        #expect(fleet.rank(0)?["restarts"] as? Int == 0)
+        #expect(fleet.rank(1)?["restarts"] as? Int == 1)
+        // Every KV block is free again on both ranks.
+        for port in ports {
+            #expect(waitUntil {
+                guard let reply = httpGet(port: port, path: "/load"),
+                      let load = (try? JSONSerialization.jsonObject(with: Data(reply.body.utf8))) as? [String: Any] else { return false }
+                return load["kvBlocksFree"] as? Int == load["kvBlocksTotal"] as? Int && load["runningRequests"] as? Int == 0
+            }, "rank on port \(port) did not free its KV blocks")
+        }
+    }
+}
