@@ -41,8 +41,16 @@ final class Deployment {
 
     deinit { terminate() }
 
-    /// The script's output (its processes' output, each line prefixed with the process's name).
-    var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+    /// The script's output (its processes' output, each line prefixed with the process's name),
+    /// then every rank's log.
+    var output: String {
+        var text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        let files = FileManager.default.enumerator(atPath: logDirectory)?.compactMap { $0 as? String } ?? []
+        for file in files.sorted() where file.hasSuffix("worker.log") {
+            text += "\n--- \(file):\n" + ((try? String(contentsOfFile: logDirectory + "/" + file, encoding: .utf8)) ?? "")
+        }
+        return text
+    }
 
     /// Sends `body` to `url` with curl; the HTTP status and the body.
     static func post(_ url: String, json body: [String: Any]) throws -> (status: Int, body: [String: Any]?, text: String) {
