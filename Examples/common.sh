@@ -32,6 +32,26 @@ start() {
     started_names+=("$name")
 }
 
+# wait_ready NAME URL: waits until URL (a fleet's control /health) answers 200, so the next
+# fleet plans its free ports only after this one's ranks hold theirs: two supervisors choosing
+# free ports at the same moment could pick the same one. Stops everything if NAME ends first.
+wait_ready() {
+    local name=$1 url=$2 pid=${started_pids[-1]} tries
+    trap 'stop_all; exit 0' INT TERM
+    for ((tries = 0; tries < ${READY_TIMEOUT:-300} * 10; tries++)); do
+        curl -fs -o /dev/null "$url" && return 0
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "$0: $name ended before it was ready" >&2
+            stop_all
+            exit 1
+        fi
+        sleep 0.1
+    done
+    echo "$0: $name was not ready after ${READY_TIMEOUT:-300} s" >&2
+    stop_all
+    exit 1
+}
+
 # Stops what start() started, last first (the fleets leave the router before the router
 # goes), each with SIGTERM and up to STOP_TIMEOUT seconds (default 30) before SIGKILL.
 stop_all() {

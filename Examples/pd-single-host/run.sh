@@ -19,6 +19,7 @@ start router "$bin/router" --host 127.0.0.1 --port "$router_port" --splitwise
 start prefill "$bin/multi-api-server" --num-servers 1 --control-port "${PREFILL_CONTROL_PORT:-9000}" \
     --log-dir "$log_dir/prefill" --router "127.0.0.1:$router_port" --worker-binary "$bin/api-server" \
     --args --splitwise-role prefill "${worker_flags[@]}"
+wait_ready prefill "http://127.0.0.1:${PREFILL_CONTROL_PORT:-9000}/health"
 start decode "$bin/multi-api-server" --num-servers 1 --control-port "${DECODE_CONTROL_PORT:-9001}" \
     --log-dir "$log_dir/decode" --router "127.0.0.1:$router_port" --worker-binary "$bin/api-server" \
     --args --splitwise-role decode "${worker_flags[@]}"
