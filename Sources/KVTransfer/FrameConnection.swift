@@ -8,7 +8,13 @@ import Glibc
 /// Why a P ↔ D exchange stopped: the peer's own failure message, or what happened here.
 public struct TransferError: Error, CustomStringConvertible, Sendable {
     public var description: String
-    public init(_ description: String) { self.description = description }
+    /// The peer failed (unreachable, closed, stopped answering, or sent its own failure), as
+    /// opposed to a failure on this side.
+    public var peerFailed: Bool
+    public init(_ description: String, peerFailed: Bool = false) {
+        self.description = description
+        self.peerFailed = peerFailed
+    }
 }
 
 /// One TCP connection carrying PD frames (`PDFrameHeader`), blocking, with a deadline: every
@@ -46,7 +52,7 @@ final class FrameConnection {
         if Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) != 0 {
             let reason = String(cString: strerror(errno))
             close(fd)
-            throw TransferError("cannot connect to \(peer) at \(host):\(port): \(reason)")
+            throw TransferError("cannot connect to \(peer) at \(host):\(port): \(reason)", peerFailed: true)
         }
         return FrameConnection(fd: fd, deadline: deadline, peer: peer)
     }
@@ -80,7 +86,7 @@ final class FrameConnection {
             let n = Glibc.send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
             if n < 0 {
                 if errno == EINTR || errno == EAGAIN { continue }
-                throw TransferError("sending to \(peer) failed: \(String(cString: strerror(errno)))")
+                throw TransferError("sending to \(peer) failed: \(String(cString: strerror(errno)))", peerFailed: true)
             }
             offset += n
         }
@@ -117,8 +123,8 @@ final class FrameConnection {
 
     /// The next frame, which must be `kind` (a `failure` frame is thrown as the peer's message).
     func expect<T: Decodable>(_ kind: PDFrameHeader.Kind, as type: T.Type) throws -> T {
-        guard let header = try receiveHeader() else { throw TransferError("\(peer) closed the connection") }
-        if header.kind == .failure { throw TransferError(try receivePayload(header, as: PDFailure.self).message) }
+        guard let header = try receiveHeader() else { throw TransferError("\(peer) closed the connection", peerFailed: true) }
+        if header.kind == .failure { throw TransferError(try receivePayload(header, as: PDFailure.self).message, peerFailed: true) }
         guard header.kind == kind else { throw TransferError("expected a \(kind) frame from \(peer), got \(header.kind)") }
         return try receivePayload(header, as: type)
     }
@@ -133,11 +139,11 @@ final class FrameConnection {
             let n = recv(fd, buffer.baseAddress! + offset, buffer.count - offset, 0)
             if n < 0 {
                 if errno == EINTR || errno == EAGAIN { continue }
-                throw TransferError("receiving from \(peer) failed: \(String(cString: strerror(errno)))")
+                throw TransferError("receiving from \(peer) failed: \(String(cString: strerror(errno)))", peerFailed: true)
             }
             if n == 0 {
                 if allowEOF && offset == 0 { return false }
-                throw TransferError("\(peer) closed the connection in the middle of a frame")
+                throw TransferError("\(peer) closed the connection in the middle of a frame", peerFailed: true)
             }
             offset += n
         }
@@ -147,7 +153,7 @@ final class FrameConnection {
     private func wait(for events: Int16, tick: (() throws -> Void)? = nil) throws {
         while true {
             let left = deadline - .now
-            guard left > .zero else { throw TransferError("\(peer) did not answer in time (--kv-transfer-timeout)") }
+            guard left > .zero else { throw TransferError("\(peer) did not answer in time (--kv-transfer-timeout)", peerFailed: true) }
             let ms = min(200, Int(left.inSeconds * 1000) + 1)
             var entry = pollfd(fd: fd, events: events, revents: 0)
             let n = poll(&entry, 1, Int32(ms))

@@ -30,6 +30,8 @@ public final class KVSender: KVExportSink, @unchecked Sendable {
     private var framesSent = 0
     private var blocksSent = 0
     public private(set) var bytesSent = 0
+    /// Called once, from the worker, when a write fails (the leg stops the prefill at once).
+    private var onFailure: (@Sendable () -> Void)?
     private var firstByteAt: ContinuousClock.Instant?
     private var lastByteAt: ContinuousClock.Instant?
 
@@ -66,6 +68,20 @@ public final class KVSender: KVExportSink, @unchecked Sendable {
         worker.start()
     }
 
+    /// Sets what to do when a write fails (before the prefill is over).
+    public func whenWriteFails(_ action: @escaping @Sendable () -> Void) {
+        condition.lock()
+        onFailure = action
+        condition.unlock()
+    }
+
+    /// The error that stopped the transfer, if any.
+    public var failure: TransferError? {
+        condition.lock()
+        defer { condition.unlock() }
+        return error
+    }
+
     // MARK: KVExportSink (engine thread)
 
     public func layerReady(_ layer: Int, firstBlockIndex: Int, blocks: [Int32]) {
@@ -100,6 +116,10 @@ public final class KVSender: KVExportSink, @unchecked Sendable {
                 blocksSent += job.blocks.count
                 bytesSent += bytes
             case .failure(let failure):
+                if error == nil, let onFailure {
+                    self.onFailure = nil
+                    DispatchQueue.global().async { onFailure() }
+                }
                 error = error ?? (failure as? TransferError ?? TransferError("\(failure)"))
             }
             condition.broadcast()

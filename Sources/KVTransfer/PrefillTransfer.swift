@@ -33,6 +33,8 @@ public enum PrefillTransfer {
             throw error
         }
         let id = request.id
+        // D gone or refusing writes: no point finishing the prefill.
+        sender.whenWriteFails { engine.abort(requestID: id) }
         // The deadline and cancellation both end the engine request and the connections.
         let watchdog = Task {
             try? await Task.sleep(until: deadline, clock: .continuous)
@@ -58,9 +60,10 @@ public enum PrefillTransfer {
                 transferredBlocks: blocks, transferredBytes: sender.bytesSent, transferSeconds: seconds), firstToken: first)
         } catch {
             engine.abort(requestID: id)
-            let reason = ContinuousClock.now >= deadline
+            let writeFailure = sender.failure.flatMap { $0.peerFailed ? $0 : nil }
+            let reason: any Error = ContinuousClock.now >= deadline
                 ? TransferError("the PD transfer of request '\(id)' did not complete within \(timeout.inSeconds) s (--kv-transfer-timeout)")
-                : error
+                : writeFailure ?? error
             _ = try? await blocking { sender.fail("\(reason)") }
             for await _ in stream {}  // the request has ended: its blocks are held for release
             engine.releaseExport(requestID: id)

@@ -62,6 +62,8 @@ import TestSupport
         let prefillLeg = try legs().prefill
         #expect(prefillLeg.status == 502)
         #expect(APIServerTests.error(prefillLeg).message.contains("The prefill leg of request 'pd-d-dies' failed"), "\(prefillLeg.text)")
+        // The decode side failed: a router may try another decode instance.
+        #expect((prefillLeg.json()?["error"] as? [String: Any])?["code"] as? String == "pd_decode_failed", "\(prefillLeg.text)")
         try pair.prefill.waitUntilIdle(seconds: 60)
         try Self.nextRequestSucceeds(pair.prefill)
     }

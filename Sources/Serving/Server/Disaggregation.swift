@@ -80,8 +80,10 @@ public struct Disaggregation: Sendable {
         } catch let error as AdmissionError {
             throw OpenAIError(error)
         } catch {
+            // pd_decode_failed: the decode instance is at fault (a router tries another one).
+            let decodeFailed = (error as? TransferError)?.peerFailed == true
             throw OpenAIError(status: .badGateway, message: "The prefill leg of request '\(job.request.id)' failed: \(error)",
-                              type: "pd_transfer_error", code: "pd_transfer_failed")
+                              type: "pd_transfer_error", code: decodeFailed ? "pd_decode_failed" : "pd_transfer_failed")
         }
     }
 }
