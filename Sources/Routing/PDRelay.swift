@@ -194,15 +194,14 @@ extension Relay {
 
     /// When the prefill leg's failure ended the try: P's own error when P refused the request
     /// (4xx: the client's fault, not retried), else a retryable failure, blamed on D when P
-    /// says its transfer to D failed (`pd_transfer_error`: D unreachable, gone, refusing),
-    /// else on P.
+    /// says D is at fault (code `pd_decode_failed`: D unreachable, gone, refusing), else on P.
     private func prefillFailureAttempt(_ legs: PDLegs, context: RelayContext, prefill: String, decode: String) -> Attempt? {
         guard let failure = legs.prefillFailure else { return nil }
         if let status = failure.status, !Self.isRetryable(status), let body = failure.body {
             context.finish.finish(status: status)
             return .done(Response(status: .init(code: status), headers: [.contentType: "application/json"], body: .init(byteBuffer: body)))
         }
-        let transferFailed = failure.body.map { String(buffer: $0).contains("\"pd_transfer_error\"") } ?? false
-        return .failed(failure.why, failedURLs: [transferFailed ? decode : prefill])
+        let decodeFailed = failure.body.map { String(buffer: $0).contains("\"pd_decode_failed\"") } ?? false
+        return .failed(failure.why, failedURLs: [decodeFailed ? decode : prefill])
     }
 }
