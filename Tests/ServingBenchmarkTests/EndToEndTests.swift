@@ -32,12 +32,12 @@ final class ServerUnderTest {
 
     func waitUntilServing(tokenizer: Tokenizer, deadline: Duration = .seconds(180)) async throws {
         let client = OpenAIStreamingClient(baseURL: baseURL, maxConnections: 1, requestTimeout: 10, tokenizer: tokenizer)
-        var serving = false
-        let end = ContinuousClock.now + deadline
-        while !serving && ContinuousClock.now < end && process.isRunning {
-            serving = (try? await client.firstModel()) != nil
-            if !serving { try? await Task.sleep(for: .milliseconds(200)) }
-        }
+        // waitUntil asks once more after the deadline: on a busy machine this task may not run
+        // again until after it, although the server has long been serving.
+        let serving = await waitUntil(deadline: .now + deadline, poll: .milliseconds(200)) {
+            guard self.process.isRunning else { return true }
+            return (try? await client.firstModel()) != nil
+        } && process.isRunning
         try await client.shutdown()
         guard process.isRunning else { throw StreamError("the server exited (\(process.terminationStatus)):\n\(log)") }
         guard serving else { throw StreamError("the server did not answer GET /v1/models within \(deadline):\n\(log)") }
