@@ -32,21 +32,76 @@ import TestSupport
         })
     }
 
+    /// The real router on loopback, its output in a temporary file.
+    final class RouterUnderTest {
+        let process = Process()
+        let logPath = NSTemporaryDirectory() + "tandem-router-\(UUID().uuidString.prefix(8)).log"
+
+        init(port: Int) throws {
+            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+            process.executableURL = URL(fileURLWithPath: try BuiltProducts.path("router"))
+            process.arguments = ["--host", "127.0.0.1", "--port", "\(port)", "--policy", "round_robin",
+                                 "--health-check-interval", "0.5"]
+            process.standardOutput = FileHandle(forWritingAtPath: logPath)
+            process.standardError = FileHandle(forWritingAtPath: logPath)
+            try process.run()
+        }
+
+        var output: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+        func stop() {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+            try? FileManager.default.removeItem(atPath: logPath)
+        }
+    }
+
+    /// Every KV block is free and nothing runs on the rank serving `port`.
+    static func allBlocksFree(port: Int) -> Bool {
+        waitUntil {
+            guard let reply = httpGet(port: port, path: "/load"),
+                  let load = (try? JSONSerialization.jsonObject(with: Data(reply.body.utf8))) as? [String: Any] else { return false }
+            return load["kvBlocksFree"] as? Int == load["kvBlocksTotal"] as? Int && load["runningRequests"] as? Int == 0
+        }
+    }
+
+    @Test func aRestartedRouterRebuildsItsTableFromTheHeartbeats() throws {
+        _ = try requireModel(at: DefaultModel.path())
+        let routerPort = try freeLoopbackPort()
+        var router = try RouterUnderTest(port: routerPort)
+        defer { router.stop() }
+        let fleet = try Fleet(arguments: ["--num-servers", "2"] + FleetTests.quick + [
+            "--startup-grace", "120", "--router", "127.0.0.1:\(routerPort)",
+            "--args", "--threads", "1", "--max-num-seqs", "4", "--register-interval", "0.2",
+            "--served-model-name", "SmolLM2-135M-Instruct",
+        ], workerBinary: try BuiltProducts.path("api-server"))
+        defer { fleet.terminate() }
+        #expect(fleet.waitAllReady(count: 2), "\(fleet.output)")
+        let ports = [try #require(fleet.apiPort(ofRank: 0)), try #require(fleet.apiPort(ofRank: 1))]
+        let urls = Set(ports.map { "http://127.0.0.1:\($0)" })
+        #expect(waitUntil { Self.registered(routerPort: routerPort) == urls }, "\(router.output)")
+
+        // The router dies with its table; a new one on the same port starts empty and learns
+        // both ranks again from their heartbeats, with no restart of either.
+        router.stop()
+        router = try RouterUnderTest(port: routerPort)
+        #expect(waitUntil { Self.registered(routerPort: routerPort) == urls }, "\(router.output)")
+        for _ in 0..<4 {
+            guard case .completed = Self.streamedCompletion(port: routerPort) else {
+                Issue.record("a request through the restarted router failed:\n\(router.output)")
+                break
+            }
+        }
+        #expect(fleet.rank(0)?["restarts"] as? Int == 0)
+        #expect(fleet.rank(1)?["restarts"] as? Int == 0)
+        for port in ports { #expect(Self.allBlocksFree(port: port), "rank on port \(port) did not free its KV blocks") }
+    }
+
     @Test func killingARankUnderLoadFailsNoRequestThatHadNoTokenAndItRegistersAgain() throws {
         _ = try requireModel(at: DefaultModel.path())
         let routerPort = try freeLoopbackPort()
-        let routerLog = NSTemporaryDirectory() + "tandem-router-\(UUID().uuidString.prefix(8)).log"
-        _ = FileManager.default.createFile(atPath: routerLog, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: routerLog) }
-        let router = Process()
-        router.executableURL = URL(fileURLWithPath: try BuiltProducts.path("router"))
-        router.arguments = ["--host", "127.0.0.1", "--port", "\(routerPort)", "--policy", "round_robin",
-                            "--health-check-interval", "0.5"]
-        router.standardOutput = FileHandle(forWritingAtPath: routerLog)
-        router.standardError = FileHandle(forWritingAtPath: routerLog)
-        try router.run()
-        defer { if router.isRunning { kill(router.processIdentifier, SIGKILL); router.waitUntilExit() } }
-        var routerOutput: String { (try? String(contentsOfFile: routerLog, encoding: .utf8)) ?? "" }
+        let router = try RouterUnderTest(port: routerPort)
+        defer { router.stop() }
+        var routerOutput: String { router.output }
 
         let fleet = try Fleet(arguments: ["--num-servers", "2"] + FleetTests.quick + [
             "--startup-grace", "120", "--router", "127.0.0.1:\(routerPort)",
@@ -94,12 +149,6 @@ import TestSupport
         #expect(fleet.rank(0)?["restarts"] as? Int == 0)
         #expect(fleet.rank(1)?["restarts"] as? Int == 1)
         // Every KV block is free again on both ranks.
-        for port in ports {
-            #expect(waitUntil {
-                guard let reply = httpGet(port: port, path: "/load"),
-                      let load = (try? JSONSerialization.jsonObject(with: Data(reply.body.utf8))) as? [String: Any] else { return false }
-                return load["kvBlocksFree"] as? Int == load["kvBlocksTotal"] as? Int && load["runningRequests"] as? Int == 0
-            }, "rank on port \(port) did not free its KV blocks")
-        }
+        for port in ports { #expect(Self.allBlocksFree(port: port), "rank on port \(port) did not free its KV blocks") }
     }
 }
