@@ -14,13 +14,18 @@
 #
 #   scripts/bench-pd-itl.sh [--model PATH] [--pairs N] [--num-prompts N] [--request-rate R]
 #                           [--input-lens 64,2048] [--output-len N] [--threads N]
+#                           [--kv-transfer-timeout SECONDS]
+#
+# --kv-transfer-timeout (default 600; api-server's own default is 30) is how long D waits for
+# P's KV: with one prefill instance, a 2048-token prompt queued behind others on P waits longer
+# than 30 s on this machine, and D then fails it (seen: 11 of 16 requests failed at 30 s).
 #
 # $BIN_DIR: a folder with router, api-server and tandem already built (default .build/release,
 # built when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-model="" pairs=2 prompts=16 rate=0.5 input_lens=64,2048 output_len=64 threads=1
+model="" pairs=2 prompts=16 rate=0.5 input_lens=64,2048 output_len=64 threads=1 kv_timeout=600
 while (($#)); do
     case "$1" in
         --model) model="$2"; shift 2 ;;
@@ -30,6 +35,7 @@ while (($#)); do
         --input-lens) input_lens="$2"; shift 2 ;;
         --output-len) output_len="$2"; shift 2 ;;
         --threads) threads="$2"; shift 2 ;;
+        --kv-transfer-timeout) kv_timeout="$2"; shift 2 ;;
         *) echo "bench-pd-itl: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -40,7 +46,7 @@ for program in router api-server tandem; do
 done
 out_dir="${OUT_DIR:-.build/bench-pd-itl}"
 mkdir -p "$out_dir"
-rm -f "$out_dir"/*.json "$out_dir"/*.log "$out_dir"/load.txt
+rm -f "$out_dir"/*.json "$out_dir"/*.log "$out_dir"/*.txt
 
 # Health checks every second: the workers join the table soon after they register.
 router_flags=(--health-check-interval 1 --health-check-timeout 5 --log-level warning)
@@ -90,7 +96,8 @@ wait_ready() {
 worker() { # log name, router port, extra api-server flags...
     local name="$1" router_port="$2"; shift 2
     launch "$name" "$bin/api-server" --model "$model" --host 127.0.0.1 --port "$(free_port)" --threads "$threads" \
-        --engine-worker-queue-port "$(free_port)" --router "127.0.0.1:$router_port" --register-interval 1 "$@"
+        --engine-worker-queue-port "$(free_port)" --router "127.0.0.1:$router_port" --register-interval 1 \
+        --kv-transfer-timeout "$kv_timeout" "$@"
 }
 
 start_pd() { # run name; prints the router port
@@ -151,7 +158,7 @@ for pair in range(1, pairs + 1):
 med = {kind: {k: statistics.median(r[k] for r in rs) for k, _ in keys} for kind, rs in runs.items()}
 for kind, label in (("pd", "PD (median of pairs)"), ("mixed", "mixed (median of pairs)")):
     print(f"| {label} | " + " | ".join(f"{med[kind][k]:.1f}" for k, _ in keys) + " | | |")
-print("| ratio PD/mixed | " + " | ".join(f"{med['pd'][k] / med['mixed'][k]:.2f}x" for k, _ in keys) + " | | |")
+print("| ratio PD/mixed | " + " | ".join(f"{med['pd'][k] / med['mixed'][k]:.3g}x" for k, _ in keys) + " | | |")
 per_pair = [p["p99_itl_ms"] / m["p99_itl_ms"] for p, m in zip(runs["pd"], runs["mixed"])]
-print("\np99 ITL ratio PD/mixed per pair: " + ", ".join(f"{x:.2f}x" for x in per_pair))
+print("\np99 ITL ratio PD/mixed per pair: " + ", ".join(f"{x:.3g}x" for x in per_pair))
 PY
