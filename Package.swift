@@ -30,7 +30,7 @@
 //                 EngineOptions (flags of engine-starting executables) -> Engine
 //                 ServingBenchmark (bench serve: an HTTP load client) -> Engine, Tokenization, GGUF
 //                 ModelStore (no dependencies: the default model's cache and download)
-//   inference:    Engine -> Tokenization, GGUF, CKernels
+//   inference:    Engine -> Tokenization, GGUF, CKernels, PDProtocol
 //                 Tokenization -> GGUF, Jinja
 //                 GGUF -> CKernels, SystemCalls
 //                 Jinja, CKernels, SystemCalls (no dependencies)
@@ -129,7 +129,7 @@ let package = Package(
         // A Jinja interpreter (the subset chat templates use); Tokenization's ChatTemplate is on top.
         .target(name: "Jinja"),
         .target(name: "Tokenization", dependencies: ["GGUF", "Jinja"]),
-        .target(name: "Engine", dependencies: ["GGUF", "Tokenization", "CKernels"]),
+        .target(name: "Engine", dependencies: ["GGUF", "Tokenization", "CKernels", "PDProtocol"]),
         // Prefill–decode KV transfer between two instances: the handshake, D's reservation, KV
         // pushed layer by layer (tcp frames or ipc shared memory), checksums, the first token.
         .target(name: "KVTransfer", dependencies: ["Engine", "PDProtocol", "SystemCalls"]),

@@ -1,5 +1,5 @@
 /// An instance's load as `GET /load` answers it (on the API port and the engine-worker-queue
-/// port; the engine's `EngineLoad` encodes to exactly these keys). The router polls it for
+/// port; the engine's `EngineLoad` is this type). The router polls it for
 /// `free_kv_first`, `BLB` and the load-aware fallbacks.
 public struct InstanceLoad: Codable, Hashable, Sendable {
     public var runningRequests: Int

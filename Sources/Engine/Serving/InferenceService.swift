@@ -1,4 +1,5 @@
 import Foundation
+import PDProtocol
 
 // The contract between the HTTP layer (api-server) and the serving engine (block manager,
 // scheduler, engine loop). Token ids in, token events out; no HTTP and no text here, except
@@ -91,26 +92,9 @@ public enum GenerationEvent: Sendable {
     case failed(String)
 }
 
-/// A snapshot for `/load`, `/health` and the router's load-aware policies.
-public struct EngineLoad: Sendable, Equatable, Codable {
-    public var runningRequests: Int
-    public var waitingRequests: Int
-    public var kvBlocksTotal: Int
-    public var kvBlocksUsed: Int
-    /// Free blocks, including cached blocks no running request holds (they can be evicted).
-    public var kvBlocksFree: Int
-    public var blockSize: Int
-
-    public init(runningRequests: Int, waitingRequests: Int, kvBlocksTotal: Int, kvBlocksUsed: Int,
-                kvBlocksFree: Int, blockSize: Int) {
-        self.runningRequests = runningRequests
-        self.waitingRequests = waitingRequests
-        self.kvBlocksTotal = kvBlocksTotal
-        self.kvBlocksUsed = kvBlocksUsed
-        self.kvBlocksFree = kvBlocksFree
-        self.blockSize = blockSize
-    }
-}
+/// A snapshot for `/load`, `/health` and the router's load-aware policies: the wire type the
+/// router decodes, so both ends share one definition.
+public typealias EngineLoad = InstanceLoad
 
 /// Monotonic counters since start, for `/metrics`.
 public struct EngineCounters: Sendable, Equatable {
