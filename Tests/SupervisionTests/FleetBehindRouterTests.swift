@@ -64,16 +64,21 @@ import TestSupport
         }
     }
 
+    /// Two api-server ranks under multi-api-server that register with the router on `routerPort`.
+    static func twoRanks(registeringWith routerPort: Int) throws -> Fleet {
+        try Fleet(arguments: ["--num-servers", "2"] + FleetTests.quick + [
+            "--startup-grace", "120", "--router", "127.0.0.1:\(routerPort)",
+            "--args", "--threads", "1", "--max-num-seqs", "4", "--register-interval", "0.2",
+            "--served-model-name", "SmolLM2-135M-Instruct",
+        ], workerBinary: try BuiltProducts.path("api-server"))
+    }
+
     @Test func aRestartedRouterRebuildsItsTableFromTheHeartbeats() throws {
         _ = try requireModel(at: DefaultModel.path())
         let routerPort = try freeLoopbackPort()
         var router = try RouterUnderTest(port: routerPort)
         defer { router.stop() }
-        let fleet = try Fleet(arguments: ["--num-servers", "2"] + FleetTests.quick + [
-            "--startup-grace", "120", "--router", "127.0.0.1:\(routerPort)",
-            "--args", "--threads", "1", "--max-num-seqs", "4", "--register-interval", "0.2",
-            "--served-model-name", "SmolLM2-135M-Instruct",
-        ], workerBinary: try BuiltProducts.path("api-server"))
+        let fleet = try Self.twoRanks(registeringWith: routerPort)
         defer { fleet.terminate() }
         #expect(fleet.waitAllReady(count: 2), "\(fleet.output)")
         let ports = [try #require(fleet.apiPort(ofRank: 0)), try #require(fleet.apiPort(ofRank: 1))]
@@ -103,11 +108,7 @@ import TestSupport
         defer { router.stop() }
         var routerOutput: String { router.output }
 
-        let fleet = try Fleet(arguments: ["--num-servers", "2"] + FleetTests.quick + [
-            "--startup-grace", "120", "--router", "127.0.0.1:\(routerPort)",
-            "--args", "--threads", "1", "--max-num-seqs", "4", "--register-interval", "0.2",
-            "--served-model-name", "SmolLM2-135M-Instruct",
-        ], workerBinary: try BuiltProducts.path("api-server"))
+        let fleet = try Self.twoRanks(registeringWith: routerPort)
         defer { fleet.terminate() }
         #expect(fleet.waitAllReady(count: 2), "\(fleet.output)")
         let ports = [try #require(fleet.apiPort(ofRank: 0)), try #require(fleet.apiPort(ofRank: 1))]
