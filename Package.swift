@@ -22,7 +22,9 @@
 //   supervisor:   Supervision -> FleetPlanning, CSpawn, CSystemd, CCurl, CNuma, SystemCalls, PDProtocol
 //                 FleetPlanning -> CNuma, PDProtocol
 //   serving:      Serving (OpenAI HTTP API) -> Engine, EngineOptions, Tokenization, GGUF, ModelStore,
-//                 PDProtocol, KVTransfer
+//                 PDProtocol, KVTransfer, SplitwiseScheduler
+//                 SplitwiseScheduler (FastDeploy's Redis scheduler: cluster hash, request and result
+//                 lists, placement) -> CHiredis, PDProtocol
 //                 KVTransfer (PD: KV blocks and the first token between P and D) -> Engine, PDProtocol,
 //                 SystemCalls
 //   toolbox:      Toolbox -> Engine, EngineOptions, Tokenization, ModelStore, ServingBenchmark, KVTransfer,
@@ -67,6 +69,8 @@ let package = Package(
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CNuma", providers: [.apt(["libnuma-dev"])]),
+        // Debian libhiredis-dev: the Redis client of the splitwise scheduler.
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
 
         // Process creation that Swift cannot express safely: fork/exec with a parent-death
         // signal, its own process group, CPU affinity and memory policy set before exec.
@@ -95,6 +99,14 @@ let package = Package(
         // Wire types shared by processes (worker registration, the router's disaggregate_info,
         // PD handoff messages): written once, imported by both ends.
         .target(name: "PDProtocol"),
+
+        // FastDeploy's splitwise scheduler over Redis (--scheduler-name splitwise): the cluster
+        // hash of instances, per-instance request lists, result lists, placement. Never links
+        // the inference core: an api-server plugs its own request running in.
+        .target(
+            name: "SplitwiseScheduler",
+            dependencies: ["CHiredis", "PDProtocol", .product(name: "Logging", package: "swift-log")]
+        ),
 
         // The router in front of api-server instances (mixed, or prefill and decode pairs):
         // registration, health, policies, the relay and its reliability rules. Never links the
@@ -166,6 +178,7 @@ let package = Package(
             name: "Serving",
             dependencies: [
                 "Engine", "EngineOptions", "Tokenization", "GGUF", "ModelStore", "PDProtocol", "KVTransfer",
+                "SplitwiseScheduler",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -209,6 +222,10 @@ let package = Package(
             exclude: ["Python", "Templates"]
         ),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Engine", "ModelStore", "TestSupport", "PDProtocol"], exclude: ["Python"]),
+        .testTarget(
+            name: "SplitwiseSchedulerTests",
+            dependencies: ["SplitwiseScheduler", "PDProtocol", "ModelStore", "TestSupport"]
+        ),
         .testTarget(name: "KVTransferTests", dependencies: ["KVTransfer", "PDProtocol", "Engine"]),
         .testTarget(
             name: "ServingBenchmarkTests", dependencies: ["ServingBenchmark", "Engine", "Tokenization", "GGUF", "ModelStore", "TestSupport"]

@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # nginx-light and wrk: the static backend and the load client of scripts/bench-router.sh;
-# iproute2: network namespaces for Examples/pd-two-hosts.
-apt_packages=(libsystemd-dev libcurl4-openssl-dev libnuma-dev systemd man-db pkg-config curl unzip nginx-light wrk iproute2)
+# iproute2: network namespaces for Examples/pd-two-hosts; libhiredis-dev and redis-server: the
+# splitwise scheduler (--scheduler-name splitwise) and the Redis its tests start.
+apt_packages=(libsystemd-dev libcurl4-openssl-dev libnuma-dev libhiredis-dev redis-server systemd man-db pkg-config curl unzip nginx-light wrk iproute2)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

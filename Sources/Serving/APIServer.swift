@@ -9,6 +9,7 @@ import KVTransfer
 import Logging
 import PDProtocol
 import ServiceLifecycle
+import SplitwiseScheduler
 import Tokenization
 
 public enum KVCacheDataTypeOption: String, ExpressibleByArgument, CaseIterable, Sendable {
@@ -120,6 +121,8 @@ public struct APIServer: AsyncParsableCommand {
     var tensorParallelSize = 1
 
     @OptionGroup var registration: RouterRegistrationOptions
+
+    @OptionGroup var scheduling: SchedulerOptions
 
     public init() {}
 
@@ -296,10 +299,26 @@ public struct APIServer: AsyncParsableCommand {
         quietLogger.logLevel = .warning
 
         let name = servedModelName ?? URL(fileURLWithPath: modelPath).deletingPathExtension().lastPathComponent
+        // The scheduler's Redis is checked before the model loads: a wrong one exits 78 at once.
+        let scheduler: SplitwiseScheduler?
+        if scheduling.schedulerName == .splitwise {
+            let settings = scheduling.settings
+            let splitwise = SplitwiseScheduler(settings: settings, role: splitwiseRole,
+                                               endpoint: try workerRegistration(servedModelName: name).endpoint,
+                                               transferProtocols: protocols, logger: logger)
+            do {
+                _ = try await splitwise.connect()
+            } catch {
+                throw ConfigurationError(message: SchedulerOptions.startupProblem(error, address: settings.address))
+            }
+            scheduler = splitwise
+        } else {
+            scheduler = nil
+        }
         let state = ServerState()
         let metrics = ServingMetrics(modelName: name)
         let configuration = servingConfiguration
-        let serverInfo = [
+        var serverInfo = [
             "model_path": modelPath, "served_model_name": name, "host": host, "port": String(port),
             "max_num_seqs": String(maxNumSeqs), "max_num_batched_tokens": String(maxNumBatchedTokens),
             "block_size": String(blockSize), "kv_cache_dtype": kvCacheDtype.rawValue,
@@ -309,19 +328,26 @@ public struct APIServer: AsyncParsableCommand {
             "splitwise_role": splitwiseRole.rawValue,
             "cache_transfer_protocol": protocols.map(\.rawValue).joined(separator: ","),
             "kv_transfer_timeout": String(kvTransferTimeout),
+            "scheduler_name": scheduling.schedulerName.rawValue,
         ]
+        if let scheduler {
+            serverInfo["scheduler_topic"] = scheduler.settings.topic
+            serverInfo["scheduler_node_id"] = scheduler.nodeID
+        }
         let role = splitwiseRole
         let transferTimeout = Duration.milliseconds(Int((kvTransferTimeout * 1000).rounded()))
         let pdListeners = (pdCommListener, cacheQueueListener)
         let routes = APIRoutes.router(state: state, metrics: metrics, options: .init(
-            apiKey: apiKey, maxBodyBytes: maxBodyBytes, serverInfo: serverInfo))
+            apiKey: apiKey, maxBodyBytes: maxBodyBytes, serverInfo: serverInfo, scheduler: scheduler))
         var services: [any Service] = [
             Application(router: routes, configuration: .init(address: .hostname(host, port: port), serverName: "api-server"),
                         logger: quietLogger),
         ]
         if let metricsPort {
             let router = Router()
-            router.get("metrics") { _, _ -> Response in APIRoutes.metricsResponse(state: state, metrics: metrics) }
+            router.get("metrics") { [scheduler] _, _ -> Response in
+                APIRoutes.metricsResponse(state: state, metrics: metrics, scheduler: scheduler)
+            }
             services.append(Application(router: router, configuration: .init(address: .hostname(host, port: metricsPort)),
                                         logger: quietLogger))
         }
@@ -335,6 +361,15 @@ public struct APIServer: AsyncParsableCommand {
             RouterRegistrar(routerURL: try RouterRegistrationOptions.baseURL(router), token: registration.token,
                             interval: .milliseconds(Int(registration.registerInterval * 1000)),
                             registration: try workerRegistration(servedModelName: name), state: state, logger: logger)
+        }
+
+        let legRunner = scheduler.map { _ in
+            ScheduledServing.LegRunner(baseURL: ScheduledServing.LegRunner.loopbackURL(host: host, port: port),
+                                       apiKey: apiKey, state: state, timeout: scheduling.settings.ttl)
+        }
+        let startScheduler: @Sendable () -> Void = { [scheduler] in
+            guard let scheduler, let legRunner else { return }
+            scheduler.start(runner: { task, results in await legRunner.run(task, results: results) })
         }
 
         // The model loads while the listeners already answer /health with 503.
@@ -360,6 +395,7 @@ public struct APIServer: AsyncParsableCommand {
                 state.loaded(ServingContext(model: context, service: engine, metrics: metrics, disaggregation: disaggregation))
                 logger.info("serving \(name) on http://\(host):\(port)")
                 if let registrar { Task { await registrar.start() } }
+                startScheduler()
             } catch {
                 FileHandle.standardError.write(Data("api-server: cannot load the model \(modelPath): \(error)\n".utf8))
                 Foundation.exit(78)
@@ -367,12 +403,13 @@ public struct APIServer: AsyncParsableCommand {
         }
 
         let drainTimeout = drainTimeout
-        let signals = SignalWatcher { signal in
+        let signals = SignalWatcher { [scheduler] signal in
             logger.info("received signal \(signal): draining (up to \(drainTimeout) s)")
             Task {
                 // Out of the router first (health already 503), so it sends nothing new here.
                 state.beginDrain()
                 await registrar?.deregister()
+                await scheduler?.stop()
                 await Drain.run(state: state, timeout: drainTimeout, logger: logger)
                 await group.triggerGracefulShutdown()
             }

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Hummingbird
+import SplitwiseScheduler
 
 /// The routes of the API port: OpenAI's, health and load, metrics, and what vllm-router and
 /// sglang-router call on a worker. Each route is a line or two over the endpoint types.
@@ -10,11 +11,14 @@ public enum APIRoutes {
         public var maxBodyBytes: Int
         /// Facts for `/get_server_info`.
         public var serverInfo: [String: String]
+        /// `--scheduler-name splitwise`: requests are placed on the cluster.
+        public var scheduler: SplitwiseScheduler?
 
-        public init(apiKey: String?, maxBodyBytes: Int, serverInfo: [String: String]) {
+        public init(apiKey: String?, maxBodyBytes: Int, serverInfo: [String: String], scheduler: SplitwiseScheduler? = nil) {
             self.apiKey = apiKey
             self.maxBodyBytes = maxBodyBytes
             self.serverInfo = serverInfo
+            self.scheduler = scheduler
         }
     }
 
@@ -22,16 +26,31 @@ public enum APIRoutes {
         let router = Router()
         if let apiKey = options.apiKey { router.add(middleware: APIKeyMiddleware(key: apiKey)) }
         let limit = options.maxBodyBytes
+        let scheduler = options.scheduler
 
         router.post("v1/completions") { request, _ -> Response in
             let arrival = ContinuousClock.now
-            let body = try RequestDecoding.decode(CompletionRequest.self, from: try await readBody(request, limit: limit))
-            return try await CompletionsEndpoint(server: try state.serving()).respond(to: body, arrival: arrival)
+            let raw = try await readBody(request, limit: limit)
+            let body = try RequestDecoding.decode(CompletionRequest.self, from: raw)
+            let server = try state.serving()
+            if let scheduler, ScheduledServing.places(request, scheduler: scheduler, info: body.common.disaggregateInfo) {
+                return try await ScheduledServing.respond(scheduler: scheduler, route: "/v1/completions", body: raw,
+                                                          promptTokens: ScheduledServing.promptTokens(of: body, context: server.model),
+                                                          common: body.common)
+            }
+            return try await CompletionsEndpoint(server: server).respond(to: body, arrival: arrival)
         }
         router.post("v1/chat/completions") { request, _ -> Response in
             let arrival = ContinuousClock.now
-            let body = try RequestDecoding.decode(ChatCompletionRequest.self, from: try await readBody(request, limit: limit))
-            return try await ChatCompletionsEndpoint(server: try state.serving()).respond(to: body, arrival: arrival)
+            let raw = try await readBody(request, limit: limit)
+            let body = try RequestDecoding.decode(ChatCompletionRequest.self, from: raw)
+            let server = try state.serving()
+            if let scheduler, ScheduledServing.places(request, scheduler: scheduler, info: body.common.disaggregateInfo) {
+                return try await ScheduledServing.respond(scheduler: scheduler, route: "/v1/chat/completions", body: raw,
+                                                          promptTokens: try server.model.tokens(forChat: body.messages).count,
+                                                          common: body.common)
+            }
+            return try await ChatCompletionsEndpoint(server: server).respond(to: body, arrival: arrival)
         }
         router.get("v1/models") { _, _ -> Response in
             let model = try state.loadedContext().model
@@ -40,6 +59,10 @@ public enum APIRoutes {
         }
 
         router.get("health") { _, _ -> Response in
+            if let problem = scheduler?.problem, state.isHealthy {
+                return try JSONResponse.make(["status": "scheduler_unavailable", "detail": "splitwise scheduler: \(problem)"],
+                                             status: .serviceUnavailable)
+            }
             if state.isHealthy { return JSONResponse.text("") }
             return try JSONResponse.make(["status": state.phase.name], status: .serviceUnavailable)
         }
@@ -47,7 +70,7 @@ public enum APIRoutes {
             try JSONResponse.make(try state.loadedContext().service.load())
         }
         router.get("metrics") { _, _ -> Response in
-            metricsResponse(state: state, metrics: metrics)
+            metricsResponse(state: state, metrics: metrics, scheduler: scheduler)
         }
 
         // sglang-router and vllm-router.
@@ -80,9 +103,9 @@ public enum APIRoutes {
     }
 
     /// The metrics text (the engine's figures when it is loaded).
-    static func metricsResponse(state: ServerState, metrics: ServingMetrics) -> Response {
+    static func metricsResponse(state: ServerState, metrics: ServingMetrics, scheduler: SplitwiseScheduler? = nil) -> Response {
         let service = state.context?.service
-        return JSONResponse.text(metrics.text(load: service?.load(), counters: service?.counters()),
+        return JSONResponse.text(metrics.text(load: service?.load(), counters: service?.counters()) + (scheduler?.metricsText() ?? ""),
                                  contentType: "text/plain; version=0.0.4; charset=utf-8")
     }
 

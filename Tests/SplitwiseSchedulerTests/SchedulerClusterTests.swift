@@ -1,0 +1,209 @@
+import Foundation
+import Glibc
+import SplitwiseScheduler
+import Testing
+import TestSupport
+
+/// api-server instances placing requests on each other through a real Redis.
+@Suite(.serialized) struct SchedulerClusterTests {
+    static let lengths = [1, 3, 7, 15, 16, 17, 31, 33, 48, 64, 65, 100]
+
+    /// Twenty prompts (token ids), sent to either instance's port, streamed and not: the tokens
+    /// equal one mixed instance's; chat goes through too; both pools end all free.
+    @Test func greedyOutputsThroughTheSchedulerEqualAMixedInstance() throws {
+        let redis = try RedisServerProcess()
+        let mixed = try APIServerProcess(["--threads", "1", "--num-gpu-blocks-override", "256"])
+        defer { mixed.stop() }
+        let prefill = try SchedulerCluster.node("prefill", redis: redis)
+        let decode = try SchedulerCluster.node("decode", redis: redis)
+        defer { prefill.stop(); decode.stop() }
+        let ids: Set = [try SchedulerCluster.nodeID(prefill), try SchedulerCluster.nodeID(decode)]
+        try SchedulerCluster.waitUntilFormed([prefill, decode], ids: ids)
+
+        for index in 0..<20 {
+            let prompt = GreedyTokens.prompt(Self.lengths[index % Self.lengths.count], seed: index)
+            let expected = try GreedyTokens.run(mixed.client, prompt, stream: false, maxTokens: 6)
+            let entry = index.isMultiple(of: 2) ? prefill : decode
+            let stream = index % 4 >= 2
+            #expect(try GreedyTokens.run(entry.client, prompt, stream: stream, maxTokens: 6) == expected,
+                    "prompt \(index) through port \(entry.port), stream \(stream)")
+        }
+        let chat: [String: Any] = ["messages": [["role": "user", "content": "Name a colour."]], "max_tokens": 6, "temperature": 0]
+        let expectedChat = try mixed.client.post("/v1/chat/completions", json: chat)
+        let placedChat = try decode.client.post("/v1/chat/completions", json: chat)
+        #expect(placedChat.status == 200)
+        let content = { (response: HTTPTestResponse) in
+            ((response.json()?["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String
+        }
+        #expect(content(placedChat) != nil && content(placedChat) == content(expectedChat))
+        var streamedChat = chat
+        streamedChat["stream"] = true
+        let chatEvents = try prefill.client.post("/v1/chat/completions", json: streamedChat)
+        #expect(chatEvents.status == 200 && chatEvents.events.last == "[DONE]")
+
+        // Every leg went through the scheduler (half the requests arrived at each port).
+        #expect(try SchedulerCluster.metricLine(prefill, "tandem:scheduler_placements_total") >= 22)
+        #expect(try SchedulerCluster.metricLine(decode, "tandem:scheduler_placements_total") >= 20)
+        #expect(try prefill.metric("tandem:scheduler_redis_up") == 1)
+        try prefill.waitUntilIdle(seconds: 60)
+        try decode.waitUntilIdle(seconds: 60)
+    }
+
+    /// A refused request comes back as the instance that ran it refused it (not retried).
+    @Test func aBadRequestIsRefusedWithTheLegsOwnError() throws {
+        let redis = try RedisServerProcess()
+        let node = try SchedulerCluster.node("mixed", redis: redis)
+        defer { node.stop() }
+        try SchedulerCluster.waitUntilFormed([node], ids: [try SchedulerCluster.nodeID(node)])
+        let response = try node.client.post("/v1/completions", json: ["prompt": [1, 2, 3], "max_tokens": -1])
+        #expect(response.status == 400)
+        #expect(response.text.contains("Invalid value for 'max_tokens': -1 must be at least 0."))
+        #expect(try node.metric("tandem:scheduler_retries_total") == 0)
+        try node.waitUntilIdle(seconds: 60)
+    }
+
+    @Test func twoTopicsOnOneRedisDoNotSeeEachOther() throws {
+        let redis = try RedisServerProcess()
+        let alpha = try SchedulerCluster.node("mixed", redis: redis, topic: "alpha")
+        let beta = try SchedulerCluster.node("mixed", redis: redis, topic: "beta")
+        defer { alpha.stop(); beta.stop() }
+        let alphaID = try SchedulerCluster.nodeID(alpha), betaID = try SchedulerCluster.nodeID(beta)
+        try SchedulerCluster.waitUntilFormed([alpha], ids: [alphaID])
+        try SchedulerCluster.waitUntilFormed([beta], ids: [betaID])
+        // Each hash holds its own topic's node only, as redis-cli shows it.
+        let alphaHash = try redis.command(["HKEYS", "alpha.cluster"])
+        let betaHash = try redis.command(["HKEYS", "beta.cluster"])
+        #expect(alphaHash == .array([.string(Data(alphaID.utf8))]))
+        #expect(betaHash == .array([.string(Data(betaID.utf8))]))
+        let prompt = GreedyTokens.prompt(9, seed: 1)
+        for _ in 0..<4 {
+            _ = try GreedyTokens.run(alpha.client, prompt, stream: false, maxTokens: 3)
+            _ = try GreedyTokens.run(beta.client, prompt, stream: true, maxTokens: 3)
+        }
+        #expect(try SchedulerCluster.metricLine(alpha, "tandem:scheduler_placements_total{node=\"\(alphaID)\"") == 4)
+        #expect(try SchedulerCluster.metricLine(alpha, "tandem:scheduler_placements_total{node=\"\(betaID)\"") == 0)
+        #expect(try SchedulerCluster.metricLine(beta, "tandem:scheduler_placements_total{node=\"\(betaID)\"") == 4)
+        #expect(try SchedulerCluster.liveNodes(alpha) == [alphaID])
+        #expect(try SchedulerCluster.liveNodes(beta) == [betaID])
+        try alpha.waitUntilIdle(seconds: 60)
+        try beta.waitUntilIdle(seconds: 60)
+    }
+
+    /// Wrong password, no Redis: exit 78 with the exact reason, before the model loads.
+    @Test func aWrongPasswordOrNoRedisIsAConfigurationError() throws {
+        let redis = try RedisServerProcess(password: "right-password")
+        let binary = try APIServerProcess.binary
+        let port = try freeLoopbackPort()
+        let wrong = try runProcess(binary, ["--port", String(port), "--scheduler-name", "splitwise", "--scheduler-port", String(redis.port),
+                                            "--scheduler-password", "wrong-password"])
+        #expect(wrong.status == 78)
+        #expect(wrong.stderr.hasSuffix("api-server: --scheduler-password: Redis at redis://127.0.0.1:\(redis.port)/0 refused the password: WRONGPASS invalid username-password pair or user is disabled.\n"),
+                "\(wrong.stderr)")
+        let missing = try runProcess(binary, ["--port", String(port), "--scheduler-name", "splitwise", "--scheduler-port", String(redis.port)])
+        #expect(missing.status == 78)
+        #expect(missing.stderr.hasSuffix("api-server: --scheduler-password: Redis at redis://127.0.0.1:\(redis.port)/0 requires a password: NOAUTH Authentication required.\n"),
+                "\(missing.stderr)")
+        let nowhere = try freeLoopbackPort()
+        let unreachable = try runProcess(binary, ["--port", String(port), "--scheduler-name", "splitwise", "--scheduler-port", String(nowhere)])
+        #expect(unreachable.status == 78)
+        #expect(unreachable.stderr.hasSuffix("api-server: --scheduler-host/--scheduler-port: cannot reach Redis at redis://127.0.0.1:\(nowhere)/0: 127.0.0.1:\(nowhere): Connection refused\n"),
+                "\(unreachable.stderr)")
+    }
+
+    /// A decode node stops and is killed with requests queued for it: it leaves placement once
+    /// its heartbeat is older than the expire period, its queued legs are taken out of its list,
+    /// and every request completes on the other decode node with the same tokens.
+    @Test func aKilledDecodeNodeLeavesPlacementAndItsQueuedRequestsCompleteElsewhere() throws {
+        let redis = try RedisServerProcess()
+        // Expiry after 4 s: time for a few requests to be placed on the stopped node first.
+        let expire = ["--scheduler-expire-period", "4000"]
+        let prefill = try SchedulerCluster.node("prefill", redis: redis, extra: expire)
+        let doomed = try SchedulerCluster.node("decode", redis: redis, extra: expire)
+        let survivor = try SchedulerCluster.node("decode", redis: redis, extra: expire)
+        defer { prefill.stop(); survivor.stop() }
+        let doomedID = try SchedulerCluster.nodeID(doomed)
+        try SchedulerCluster.waitUntilFormed([prefill, survivor], ids: [try SchedulerCluster.nodeID(prefill), doomedID,
+                                                                         try SchedulerCluster.nodeID(survivor)])
+        let prompts = (0..<6).map { GreedyTokens.prompt(Self.lengths[$0 + 2], seed: 100 + $0) }
+        let client = prefill.client
+        let expected = try prompts.map { try GreedyTokens.run(client, $0, stream: false, maxTokens: 5) }
+
+        kill(doomed.process.processIdentifier, SIGSTOP)
+        // Requests arrive until one waits in the stopped node's list (the first one placed on it
+        // may already sit in its socket: Redis answers a blocked BRPOP at once).
+        var inFlight: [Background<GreedyTokens.Tokens>] = []
+        var sent: [Int] = []
+        let queueOfDoomed = "ReqQ_\(doomedID)"
+        while sent.count < 30 {
+            let index = sent.count % prompts.count
+            let prompt = prompts[index]
+            inFlight.append(Background(1) { _ in try GreedyTokens.run(client, prompt, stream: index.isMultiple(of: 2), maxTokens: 5) })
+            sent.append(index)
+            let queued = waitUntil(deadline: .now + .milliseconds(300)) { ((try? redis.command(["LLEN", queueOfDoomed]))?.integer ?? 0) > 0 }
+            if queued { break }
+        }
+        #expect(((try redis.command(["LLEN", queueOfDoomed])).integer ?? 0) > 0, "no request was queued for the stopped node")
+        kill(doomed.process.processIdentifier, SIGKILL)
+        _ = doomed.waitForExit()
+
+        for (request, index) in zip(inFlight, sent) {
+            let result = request.wait()[0]
+            #expect((try? result.get()) == expected[index], "request for prompt \(index): \(result)")
+        }
+        try prefill.waitUntil("the killed node is no longer live") { !(try SchedulerCluster.liveNodes(prefill).contains(doomedID)) }
+        try prefill.waitUntil("the killed node's queue was emptied") { (try redis.command(["LLEN", queueOfDoomed])).integer == 0 }
+        let rescued = try prefill.metric("tandem:scheduler_rescued_legs_total") + survivor.metric("tandem:scheduler_rescued_legs_total")
+        #expect(rescued >= 1)
+        // No placement on it any more.
+        let placedOnDoomed = try SchedulerCluster.metricLine(prefill, "tandem:scheduler_placements_total{node=\"\(doomedID)\"")
+        for prompt in prompts.prefix(4) { _ = try GreedyTokens.run(client, prompt, stream: false, maxTokens: 5) }
+        #expect(try SchedulerCluster.metricLine(prefill, "tandem:scheduler_placements_total{node=\"\(doomedID)\"") == placedOnDoomed)
+        try prefill.waitUntilIdle(seconds: 60)
+        try survivor.waitUntilIdle(seconds: 60)
+    }
+
+    /// Redis stops (SIGSTOP) while requests run: /health says what is wrong, every request
+    /// completes or gets an OpenAI-shaped error naming the scheduler, and once Redis answers
+    /// again the nodes publish again and serve.
+    @Test func redisStoppedUnderLoadThenEveryRequestEndsClearlyAndTheClusterServesAgain() throws {
+        let redis = try RedisServerProcess()
+        let prefill = try SchedulerCluster.node("prefill", redis: redis, extra: ["--scheduler-ttl", "20"])
+        let decode = try SchedulerCluster.node("decode", redis: redis, extra: ["--scheduler-ttl", "20"])
+        defer { prefill.stop(); decode.stop() }
+        try SchedulerCluster.waitUntilFormed([prefill, decode], ids: [try SchedulerCluster.nodeID(prefill), try SchedulerCluster.nodeID(decode)])
+        let prompts = (0..<4).map { GreedyTokens.prompt(Self.lengths[$0 + 4], seed: 200 + $0) }
+        let clients = [prefill.client, decode.client]
+        let expected = try prompts.map { try GreedyTokens.run(clients[0], $0, stream: false, maxTokens: 24) }
+
+        let load = Background(8) { index in
+            try GreedyTokens.run(clients[index % 2], prompts[index % prompts.count], stream: index % 4 < 2, maxTokens: 24)
+        }
+        redis.pause()
+        for node in [prefill, decode] {
+            try node.waitUntil("/health names the scheduler's problem") {
+                let health = try node.client.get("/health")
+                return health.status == 503 && health.text.contains("splitwise scheduler: Redis unreachable: 127.0.0.1:\(redis.port)")
+            }
+        }
+        redis.resume()
+        for (index, result) in load.wait().enumerated() {
+            switch result {
+            case .success(let tokens):
+                #expect(tokens == expected[index % prompts.count], "request \(index)")
+            case .failure(let error as GreedyTokens.Refused):
+                // A clear error: OpenAI-shaped, naming what failed.
+                #expect([200, 502, 503, 504].contains(error.status) && error.body.contains("\"message\""), "request \(index): \(error)")
+            case .failure(let error):
+                Issue.record("request \(index) did not end with an answer: \(error)")
+            }
+        }
+        for node in [prefill, decode] {
+            try node.waitUntil("/health is 200 again") { try node.client.get("/health").status == 200 }
+        }
+        for (index, prompt) in prompts.enumerated() {
+            #expect(try GreedyTokens.run(clients[index % 2], prompt, stream: index.isMultiple(of: 2), maxTokens: 24) == expected[index])
+        }
+        try prefill.waitUntilIdle(seconds: 60)
+        try decode.waitUntilIdle(seconds: 60)
+    }
+}
