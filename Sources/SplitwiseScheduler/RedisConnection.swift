@@ -64,6 +64,9 @@ final class RedisConnection {
     /// Bounds every connect, read and write, so a stopped Redis turns into an error, never a hang.
     let timeout: Duration
     private var context: UnsafeMutablePointer<redisContext>?
+    /// The last lost connection: for one `timeout` after it, commands fail at once with its
+    /// error instead of each waiting out the timeout on a server that does not answer.
+    private var lastFailure: (at: ContinuousClock.Instant, error: RedisError)?
 
     init(address: RedisAddress, timeout: Duration) {
         self.address = address
@@ -84,6 +87,16 @@ final class RedisConnection {
 
     private func connect() throws(RedisError) -> UnsafeMutablePointer<redisContext> {
         if let context { return context }
+        if let lastFailure, ContinuousClock.now - lastFailure.at < timeout { throw lastFailure.error }
+        do throws(RedisError) {
+            return try open()
+        } catch {
+            if case .unreachable = error { lastFailure = (.now, error) }
+            throw error
+        }
+    }
+
+    private func open() throws(RedisError) -> UnsafeMutablePointer<redisContext> {
         guard let fresh = redisConnectWithTimeout(address.host, Int32(address.port), Self.timeval(timeout)) else {
             throw .unreachable("cannot allocate a hiredis context")
         }
@@ -151,7 +164,9 @@ final class RedisConnection {
     private func broken(_ context: UnsafeMutablePointer<redisContext>) -> RedisError {
         let why = Self.errorText(context)
         close()
-        return .unreachable("\(address.host):\(address.port): \(why.isEmpty ? "connection lost" : why)")
+        let error = RedisError.unreachable("\(address.host):\(address.port): \(why.isEmpty ? "connection lost" : why)")
+        lastFailure = (.now, error)
+        return error
     }
 
     private static func convert(_ reply: UnsafeMutablePointer<redisReply>) -> Result<RedisReply, ServerMessage> {

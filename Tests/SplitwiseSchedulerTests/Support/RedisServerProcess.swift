@@ -53,32 +53,22 @@ final class RedisServerProcess {
     func pause() { kill(process.processIdentifier, SIGSTOP) }
     func resume() { kill(process.processIdentifier, SIGCONT) }
 
-    /// One command through the scheduler's own client, from a plain thread.
-    func command(_ arguments: [String]) throws -> RedisReply {
-        try Self.blocking(address) { try await $0.command(arguments) }
+    /// One command through `redis-cli` (Debian redis-tools, installed with redis-server): the
+    /// reply's lines, as an operator reads them. A child process, not the async client, so that
+    /// synchronous test code never blocks a cooperative thread waiting for a task.
+    func cli(_ arguments: [String]) throws -> [String] {
+        try Self.cli(address, arguments)
+    }
+
+    static func cli(_ address: RedisAddress, _ arguments: [String]) throws -> [String] {
+        var flags = ["-h", address.host, "-p", String(address.port)]
+        if let password = address.password { flags += ["-a", password, "--no-auth-warning"] }
+        let result = try runProcess("/usr/bin/redis-cli", flags + arguments)
+        guard result.status == 0 else { throw TestFailure("redis-cli \(arguments): \(result.stderr)") }
+        return result.stdout.split(separator: "\n").map(String.init)
     }
 
     static func answers(_ address: RedisAddress) -> Bool {
-        (try? blocking(address) { try await $0.command(["PING"]) }) == .status("PONG")
-    }
-
-    private static func blocking(_ address: RedisAddress, _ body: @escaping @Sendable (RedisClient) async throws -> RedisReply) throws -> RedisReply {
-        let client = RedisClient(address: address, timeout: .seconds(2), label: "test")
-        let box = ResultBox()
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            do { box.set(.success(try await body(client))) } catch { box.set(.failure(error)) }
-            done.signal()
-        }
-        done.wait()
-        return try box.get()
-    }
-
-    private final class ResultBox: @unchecked Sendable {
-        // @unchecked Sendable: written once by the task before it signals the semaphore, read
-        // once by the waiting thread after it.
-        private var result: Result<RedisReply, any Error> = .failure(TestFailure("no result"))
-        func set(_ value: Result<RedisReply, any Error>) { result = value }
-        func get() throws -> RedisReply { try result.get() }
+        (try? cli(address, ["PING"])) == ["PONG"]
     }
 }

@@ -3,7 +3,7 @@ import SplitwiseScheduler
 import Testing
 
 /// FastDeploy's placement rules on a cluster view (no Redis, no processes).
-struct PlacementTests {
+struct SchedulerPlacementTests {
     static func node(_ id: String, _ role: SplitwiseRole, load: Int, host: String = "10.0.0.1", protocols: [TransferProtocol] = [.ipc, .tcp]) -> ClusterNode {
         ClusterNode(id: id, info: SchedulerNodeInfo(ts: 0, role: role, load: load, host: host,
                                                     disaggregated: .init(endpoint: PeerEndpoint(host: host, port: 8000), transferProtocols: protocols)))
