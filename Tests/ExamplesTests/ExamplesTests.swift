@@ -69,4 +69,28 @@ import TestSupport
         #expect(!namespaces.contains(name), "namespaces left: \(namespaces)")
         #expect(try runProcess("/bin/ip", ["link", "show", "\(name)-r"]).status != 0, "the veth to the LAN is left")
     }
+
+    @Test(.enabled(if: getuid() == 0, "creates network namespaces: needs root"))
+    func prefillAndDecodeOnTwoHostsPlacedThroughRedis() throws {
+        let name = "tdr" + UUID().uuidString.prefix(6).lowercased()
+        let subnet = "10.214.\(Int.random(in: 1...250))"
+        let redisPort = try freeLoopbackPort()
+        let deployment = try Deployment(script: "Examples/pd-two-hosts-redis/run.sh", environment: [
+            "NETNS_NAME": name, "SUBNET": subnet, "REDIS_PORT": "\(redisPort)",
+        ])
+        defer { deployment.terminate() }
+        // Either instance's port answers: each request is placed on the prefill and the decode host.
+        for host in ["\(subnet).1", "\(subnet).2"] {
+            let text = try deployment.waitForCompletion(baseURL: "http://\(host):8000", prompt: "The capital of France is")
+            #expect(text.contains("Paris"), "through \(host): \(text)")
+        }
+        // Both hosts are in the cluster hash, as redis-cli reads it.
+        let cluster = try runProcess("/usr/bin/redis-cli", ["-h", "\(subnet).254", "-p", "\(redisPort)", "-a", "tandem-example", "--no-auth-warning", "HLEN", "fd.cluster"])
+        #expect(cluster.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "2", "\(cluster.stdout)\(cluster.stderr)")
+        #expect(deployment.stop() == 0, "\(deployment.output)")
+        #expect(waitUntil { deployment.leftovers().isEmpty }, "left running: \(deployment.leftovers())")
+        let namespaces = try runProcess("/bin/ip", ["netns", "list"]).stdout
+        #expect(!namespaces.contains(name), "namespaces left: \(namespaces)")
+        #expect(try runProcess("/bin/ip", ["link", "show", "\(name)-r"]).status != 0, "the veth to the LAN is left")
+    }
 }
