@@ -1,8 +1,9 @@
 // Microbenchmark of tk_matmul at SmolLM2-135M's shapes (see BENCHMARKS-kernels.md).
-// Usage: kernel_bench [--threads N] [--check] [--backend NAME] [--type NAME] [--model-step]
+// Usage: kernel_bench [--threads N] [--check] [--backend NAME] [--type NAME] [--m ROWS] [--model-step]
 //   --check     compares the SIMD backend with the portable one on random weights first
 //   --backend   times the named kernels (tk_pool_set_backend: portable, avx2, avx512, ...)
 //               instead of the CPU's best
+//   --m         times only that many activation rows (1, 8, 32 or 512)
 //   --model-step  times all products of one SmolLM2-135M step (decode m = 1, 8, 32; prefill 512)
 #include <math.h>
 #include <stdio.h>
@@ -219,6 +220,7 @@ static void model_step(tk_pool *pool, int64_t m, int logits_rows) {
 
 int main(int argc, char **argv) {
     int threads = 2, do_check = 0, step = 0;
+    int64_t only_m = 0;
     const char *only = NULL, *backend = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
@@ -226,8 +228,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
         else if (!strcmp(argv[i], "--model-step")) step = 1;
         else if (!strcmp(argv[i], "--type") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--m") && i + 1 < argc) only_m = atoll(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--check] [--backend NAME] [--type NAME] [--model-step]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads N] [--check] [--backend NAME] [--type NAME] [--m ROWS] [--model-step]\n", argv[0]);
             return 2;
         }
     }
@@ -253,7 +256,7 @@ int main(int argc, char **argv) {
 
     static const struct { int64_t n, k; } shapes[] = {{576, 576}, {192, 576}, {1536, 576}, {576, 1536}, {49152, 576}};
     static const int64_t ms[] = {1, 8, 32, 512};
-    const char *bench_types[] = {"q4_1", "q8_0", "q4_0", "q4_K", "q6_K", "f16"};
+    const char *bench_types[] = {"q4_1", "q8_0", "q4_0", "q5_0", "q4_K", "q6_K", "f16"};
     for (size_t bt = 0; bt < sizeof(bench_types) / sizeof(bench_types[0]); bt++) {
         const type_info *t = NULL;
         for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++)
@@ -267,6 +270,7 @@ int main(int argc, char **argv) {
             double wbytes = (double)(n * k / t->block_size * t->block_bytes);
             for (size_t mi = 0; mi < sizeof(ms) / sizeof(ms[0]); mi++) {
                 int64_t m = ms[mi];
+                if (only_m && m != only_m) continue;
                 float *x = malloc(sizeof(float) * (size_t)(m * k)), *y = malloc(sizeof(float) * (size_t)(m * n));
                 for (int64_t i = 0; i < m * k; i++) x[i] = next_unit();
                 double flops = 2.0 * (double)n * (double)k * (double)m;
