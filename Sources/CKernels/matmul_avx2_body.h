@@ -418,8 +418,11 @@ static inline AI void product(int wtype, const uint8_t *w, int64_t row_bytes, in
             for (int64_t j = j0; j < j1; j += TILE_COLS) {
                 int cols = j1 - j < TILE_COLS ? (int)(j1 - j) : TILE_COLS;
                 float v[TILE_ROWS][TILE_COLS];
-                const uint8_t *const *src = fused ? row_ptr : NULL;
-#define TK_CALL(rn, cn) micro(wtype, src, &st, rn, cn, nbs, x, j, b0, v)
+                // Fused calls get the row pointers as a visible argument, so that each
+                // (rows, cols) case compiles to a loop without the staged branch.
+#define TK_CALL(rn, cn)                                                                            \
+    if (fused) micro(wtype, row_ptr, &st, rn, cn, nbs, x, j, b0, v);                               \
+    else micro(wtype, NULL, &st, rn, cn, nbs, x, j, b0, v)
                 if (rows == 2) {
                     switch (cols) {
                     case 4: TK_CALL(2, 4); break;
