@@ -1,9 +1,11 @@
 // Microbenchmark of tk_matmul at SmolLM2-135M's shapes (see BENCHMARKS-kernels.md).
-// Usage: kernel_bench [--threads N] [--check] [--backend NAME] [--type NAME] [--model-step]
+// Usage: kernel_bench [--threads N] [--check] [--backend NAME] [--type NAME] [--m ROWS] [--model-step]
 //   --check     compares the SIMD backend with the portable one on random weights first
 //   --backend   times the named kernels (tk_pool_set_backend: portable, avx2, avx512, ...)
 //               instead of the CPU's best
-//   --model-step  times all products of one SmolLM2-135M step (decode m = 1, 8, 32; prefill 512)
+//   --m         times only that many activation rows (1, 8, 32 or 512)
+//   --model-step  times all products of one SmolLM2-135M step (decode m = 1, 8, 32; prefill 512),
+//               decode both one job per product and grouped (tk_matmul_many) as Transformer runs it
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,7 +182,7 @@ static const type_info *find_type(const char *name) {
 // All matrix products of one SmolLM2-135M forward step for m tokens: 30 layers of Q4_1
 // (q, k, v, o, gate, up, down: 92 MB with the output, more than the L3 cache, as in the real
 // model) and the tied Q8_0 output matrix, each weight with its own buffer.
-static void model_step(tk_pool *pool, int64_t m, int logits_rows) {
+static void model_step(tk_pool *pool, int64_t m, int logits_rows, int grouped) {
     enum { LAYERS = 30 };
     static const struct { int64_t n, k; } layer[] = {{576, 576}, {192, 576}, {192, 576}, {576, 576},
                                                      {1536, 576}, {1536, 576}, {576, 1536}};
@@ -197,19 +199,30 @@ static void model_step(tk_pool *pool, int64_t m, int logits_rows) {
     int64_t out_rows = logits_rows < m ? logits_rows : m;
     bytes += 49152.0 * 576 / 32 * 34;
     flops += 2.0 * 49152 * 576 * (double)out_rows;
-    float *x = malloc(sizeof(float) * (size_t)(m * 1536)), *y = malloc(sizeof(float) * (size_t)(m * 49152));
+    float *x = malloc(sizeof(float) * (size_t)(m * 1536)), *y = malloc(sizeof(float) * (size_t)(m * 49152 + m * 3072));
     for (int64_t i = 0; i < m * 1536; i++) x[i] = next_unit();
     double best = 1e9;
     for (int rep = 0; rep < 8; rep++) {
         double t0 = now_s();
-        for (int l = 0; l < LAYERS; l++)
-            for (int t = 0; t < 7; t++) tk_matmul(pool, 3, w[l][t], layer[t].n, layer[t].k, x, m, y);
+        for (int l = 0; l < LAYERS; l++) {
+            if (grouped) { // q, k, v as one job, o, gate and up as one, down: as Transformer runs them
+                int types[3] = {3, 3, 3};
+                int64_t qkv_n[3] = {576, 192, 192}, ffn_n[2] = {1536, 1536};
+                float *qkv_y[3] = {y, y + m * 576, y + m * 768}, *ffn_y[2] = {y, y + m * 1536};
+                tk_matmul_many(pool, 3, types, (const void *const *)&w[l][0], qkv_n, 576, x, m, qkv_y);
+                tk_matmul(pool, 3, w[l][3], 576, 576, x, m, y);
+                tk_matmul_many(pool, 2, types, (const void *const *)&w[l][4], ffn_n, 576, x, m, ffn_y);
+                tk_matmul(pool, 3, w[l][6], 576, 1536, x, m, y);
+            } else {
+                for (int t = 0; t < 7; t++) tk_matmul(pool, 3, w[l][t], layer[t].n, layer[t].k, x, m, y);
+            }
+        }
         tk_matmul(pool, 8, out, 49152, 576, x, out_rows, y);
         double dt = now_s() - t0;
         if (rep > 0 && dt < best) best = dt;
     }
-    printf("model step m=%-4lld (logits for %lld): %8.3f ms  %6.2f GB/s weights  %7.2f GFLOP/s  %8.1f tokens/s\n",
-           (long long)m, (long long)out_rows, best * 1e3, bytes / best * 1e-9, flops / best * 1e-9, (double)m / best);
+    printf("model step%s m=%-4lld (logits for %lld): %8.3f ms  %6.2f GB/s weights  %7.2f GFLOP/s  %8.1f tokens/s\n",
+           grouped ? " (grouped)" : "", (long long)m, (long long)out_rows, best * 1e3, bytes / best * 1e-9, flops / best * 1e-9, (double)m / best);
     for (int l = 0; l < LAYERS; l++)
         for (int t = 0; t < 7; t++) free(w[l][t]);
     free(out);
@@ -219,15 +232,19 @@ static void model_step(tk_pool *pool, int64_t m, int logits_rows) {
 
 int main(int argc, char **argv) {
     int threads = 2, do_check = 0, step = 0;
+    int64_t only_m = 0;
+    int grouped_first = 0;
     const char *only = NULL, *backend = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--check")) do_check = 1;
         else if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
         else if (!strcmp(argv[i], "--model-step")) step = 1;
+        else if (!strcmp(argv[i], "--grouped-first")) grouped_first = 1;
         else if (!strcmp(argv[i], "--type") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--m") && i + 1 < argc) only_m = atoll(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--check] [--backend NAME] [--type NAME] [--model-step]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads N] [--check] [--backend NAME] [--type NAME] [--m ROWS] [--model-step [--grouped-first]]\n", argv[0]);
             return 2;
         }
     }
@@ -243,17 +260,19 @@ int main(int argc, char **argv) {
         read_bandwidth(pool);
         // Decode: one token (m = 1) or a batch of sequences each decoding one token; prefill: a
         // 512-token prompt chunk with logits for its last position only.
-        model_step(pool, 1, 1);
-        model_step(pool, 8, 8);
-        model_step(pool, 32, 32);
-        model_step(pool, 512, 1);
+        // Each size twice: products one job each and grouped as Transformer runs them
+        // (--grouped-first swaps the order, to see the order's effect on a loaded machine).
+        for (int i = 0; i < 2; i++) model_step(pool, 1, 1, i ^ grouped_first);
+        for (int i = 0; i < 2; i++) model_step(pool, 8, 8, i ^ grouped_first);
+        for (int i = 0; i < 2; i++) model_step(pool, 32, 32, i ^ grouped_first);
+        model_step(pool, 512, 1, 0);
         tk_pool_destroy(pool);
         return 0;
     }
 
     static const struct { int64_t n, k; } shapes[] = {{576, 576}, {192, 576}, {1536, 576}, {576, 1536}, {49152, 576}};
     static const int64_t ms[] = {1, 8, 32, 512};
-    const char *bench_types[] = {"q4_1", "q8_0", "q4_0", "q4_K", "q6_K", "f16"};
+    const char *bench_types[] = {"q4_1", "q8_0", "q4_0", "q5_0", "q4_K", "q6_K", "f16"};
     for (size_t bt = 0; bt < sizeof(bench_types) / sizeof(bench_types[0]); bt++) {
         const type_info *t = NULL;
         for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++)
@@ -267,6 +286,7 @@ int main(int argc, char **argv) {
             double wbytes = (double)(n * k / t->block_size * t->block_bytes);
             for (size_t mi = 0; mi < sizeof(ms) / sizeof(ms[0]); mi++) {
                 int64_t m = ms[mi];
+                if (only_m && m != only_m) continue;
                 float *x = malloc(sizeof(float) * (size_t)(m * k)), *y = malloc(sizeof(float) * (size_t)(m * n));
                 for (int64_t i = 0; i < m * k; i++) x[i] = next_unit();
                 double flops = 2.0 * (double)n * (double)k * (double)m;

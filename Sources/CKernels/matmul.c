@@ -143,16 +143,24 @@ int tk_matmul_supports(int wtype) {
 // Activation rows per task: a block of quantized X that stays in L2 while weight chunks stream.
 #define TK_ROWS_PER_XBLOCK 64
 
+// One weight matrix of a job and the tasks it contributes.
 typedef struct {
     const uint8_t *w;
-    int64_t row_bytes, n, k, m;
-    const float *x;
+    int64_t row_bytes, n;
     float *y;
-    tk_act_q8 act;
-    tk_quantize_rows_fn quantize_rows;
     tk_q8_kernel q8_kernel;
     tk_f32_kernel f32_kernel;
-    int64_t chunk_rows, n_chunks, n_xblocks;
+    int64_t chunk_rows, n_chunks, first_task;
+} tk_matmul_part;
+
+typedef struct {
+    tk_matmul_part part[TK_MATMUL_MAX_PARTS];
+    int n_parts;
+    int64_t k, m;
+    const float *x;
+    tk_act_q8 act;
+    tk_quantize_rows_fn quantize_rows;
+    int64_t n_xblocks, n_tasks;
     _Alignas(64) _Atomic int64_t next_task;
     _Alignas(64) _Atomic int64_t next_xrow;
 } tk_matmul_job;
@@ -171,86 +179,118 @@ static void quantize_task(void *p, int ith, int nth) {
     }
 }
 
+// Tasks are numbered part by part; within a part, activation-row block by weight-row chunk.
 static void product_task(void *p, int ith, int nth) {
     (void)ith;
     (void)nth;
     tk_matmul_job *job = p;
-    int64_t n_tasks = job->n_chunks * job->n_xblocks;
     for (;;) {
         int64_t t = atomic_fetch_add_explicit(&job->next_task, 1, memory_order_relaxed);
-        if (t >= n_tasks) return;
-        int64_t xb = t / job->n_chunks, chunk = t % job->n_chunks;
-        int64_t i0 = chunk * job->chunk_rows;
-        int64_t i1 = i0 + job->chunk_rows < job->n ? i0 + job->chunk_rows : job->n;
+        if (t >= job->n_tasks) return;
+        int pi = 0;
+        while (pi + 1 < job->n_parts && t >= job->part[pi + 1].first_task) pi++;
+        const tk_matmul_part *part = &job->part[pi];
+        t -= part->first_task;
+        int64_t xb = t / part->n_chunks, chunk = t % part->n_chunks;
+        int64_t i0 = chunk * part->chunk_rows;
+        int64_t i1 = i0 + part->chunk_rows < part->n ? i0 + part->chunk_rows : part->n;
         int64_t j0 = xb * TK_ROWS_PER_XBLOCK;
         int64_t j1 = j0 + TK_ROWS_PER_XBLOCK < job->m ? j0 + TK_ROWS_PER_XBLOCK : job->m;
-        if (job->q8_kernel)
-            job->q8_kernel(job->w, job->row_bytes, i0, i1, job->k, &job->act, j0, j1, job->y, job->n);
+        if (part->q8_kernel)
+            part->q8_kernel(part->w, part->row_bytes, i0, i1, job->k, &job->act, j0, j1, part->y, part->n);
         else
-            job->f32_kernel(job->w, job->row_bytes, i0, i1, job->k, job->x, j0, j1, job->y, job->n);
+            part->f32_kernel(part->w, part->row_bytes, i0, i1, job->k, job->x, j0, j1, part->y, part->n);
     }
 }
 
-int tk_matmul(tk_pool *pool, int wtype, const void *w, int64_t n, int64_t k, const float *x,
-              int64_t m, float *y) {
-    if (!tk_matmul_supports(wtype)) return -1;
-    int64_t block_size = tk_type_block_size(wtype), block_bytes = tk_type_block_bytes(wtype);
-    if (n < 0 || k < 0 || m < 0 || k % block_size != 0) return -1;
-    if (n == 0 || m == 0) return 0;
-    if (k == 0) {
-        memset(y, 0, (size_t)(n * m) * sizeof(float));
-        return 0;
+// The kernel of a weight type on a backend: its 8-bit-activation kernel, else the float one.
+static void choose_kernel(const tk_backend *be, int wtype, tk_matmul_part *part) {
+    part->q8_kernel = be->q8_kernel(wtype);
+    if (!part->q8_kernel) part->q8_kernel = tk_q8_kernel_portable(wtype);
+    part->f32_kernel = NULL;
+    if (!part->q8_kernel) {
+        part->f32_kernel = be->f32_kernel(wtype);
+        if (!part->f32_kernel) part->f32_kernel = tk_f32_kernel_portable(wtype);
     }
-    const tk_backend *be = backend_for(pool);
-    tk_matmul_job job;
-    memset(&job, 0, sizeof(job));
-    job.w = w;
-    job.row_bytes = k / block_size * block_bytes;
-    job.n = n;
-    job.k = k;
-    job.m = m;
-    job.x = x;
-    job.y = y;
-    job.quantize_rows = be->quantize_rows;
-    job.q8_kernel = be->q8_kernel(wtype);
-    if (!job.q8_kernel) job.q8_kernel = tk_q8_kernel_portable(wtype);
-    if (!job.q8_kernel) {
-        job.f32_kernel = be->f32_kernel(wtype);
-        if (!job.f32_kernel) job.f32_kernel = tk_f32_kernel_portable(wtype);
-    }
+}
 
-    int nth = tk_pool_threads(pool);
+// Runs the parts already in job (n_parts, each with w, row_bytes, n, y and its kernel).
+static int run_job(tk_pool *pool, const tk_backend *be, tk_matmul_job *job) {
+    int64_t k = job->k, m = job->m;
+    int nth = tk_pool_threads(pool), needs_act = 0;
+    for (int p = 0; p < job->n_parts; p++) needs_act |= job->part[p].q8_kernel != NULL;
+    job->quantize_rows = be->quantize_rows;
     void *owned = NULL;
-    if (job.q8_kernel) {
+    if (needs_act) {
         int64_t nb = k / TK_QK, b_stride = (nb + 1) / 2 * 2, q_stride = b_stride * TK_QK;
         // Per row: q (q_stride bytes), d (b_stride floats), s (2 b_stride), dexp (8 b_stride).
         size_t row_size = (size_t)q_stride + (size_t)b_stride * 11 * sizeof(float);
         size_t size = row_size * (size_t)m;
         uint8_t *mem = pool ? tk_pool_scratch(pool, size) : (owned = aligned_alloc(64, (size + 63) / 64 * 64));
         if (!mem) return -1;
-        job.act.q_stride = q_stride;
-        job.act.b_stride = b_stride;
-        job.act.q = (int8_t *)mem;
-        job.act.d = (float *)(mem + (size_t)q_stride * (size_t)m);
-        job.act.s = job.act.d + b_stride * m;
-        job.act.dexp = job.act.s + 2 * b_stride * m;
+        job->act.q_stride = q_stride;
+        job->act.b_stride = b_stride;
+        job->act.q = (int8_t *)mem;
+        job->act.d = (float *)(mem + (size_t)q_stride * (size_t)m);
+        job->act.s = job->act.d + b_stride * m;
+        job->act.dexp = job->act.s + 2 * b_stride * m;
         // Quantizing one row is cheaper than waking the workers.
-        atomic_store(&job.next_xrow, 0);
-        if (m >= 2 * TK_QUANTIZE_ROWS_PER_TASK && nth > 1) tk_pool_share(pool, quantize_task, &job);
-        else job.quantize_rows(x, k, 0, m, &job.act);
+        atomic_store(&job->next_xrow, 0);
+        if (m >= 2 * TK_QUANTIZE_ROWS_PER_TASK && nth > 1) tk_pool_share(pool, quantize_task, job);
+        else job->quantize_rows(job->x, k, 0, m, &job->act);
     }
 
     // Chunks of weight rows: multiples of 16 rows (64-byte lines of Y per thread), about four
-    // per thread so a thread slowed by the rest of the machine does not hold up the others.
-    int64_t chunk = (n + 4 * nth - 1) / (4 * nth);
-    chunk = (chunk + 15) / 16 * 16;
-    if (chunk < 16) chunk = 16;
-    job.chunk_rows = chunk;
-    job.n_chunks = (n + chunk - 1) / chunk;
-    job.n_xblocks = (m + TK_ROWS_PER_XBLOCK - 1) / TK_ROWS_PER_XBLOCK;
-    atomic_store(&job.next_task, 0);
-    if (job.n_chunks * job.n_xblocks > 1) tk_pool_share(pool, product_task, &job);
-    else product_task(&job, 0, 1);
+    // per thread and matrix so a thread slowed by the rest of the machine does not hold up the
+    // others.
+    job->n_xblocks = (m + TK_ROWS_PER_XBLOCK - 1) / TK_ROWS_PER_XBLOCK;
+    job->n_tasks = 0;
+    for (int p = 0; p < job->n_parts; p++) {
+        tk_matmul_part *part = &job->part[p];
+        int64_t n = part->n, chunk = (n + 4 * nth - 1) / (4 * nth);
+        chunk = (chunk + 15) / 16 * 16;
+        if (chunk < 16) chunk = 16;
+        part->chunk_rows = chunk;
+        part->n_chunks = (n + chunk - 1) / chunk;
+        part->first_task = job->n_tasks;
+        job->n_tasks += part->n_chunks * job->n_xblocks;
+    }
+    atomic_store(&job->next_task, 0);
+    if (job->n_tasks > 1) tk_pool_share(pool, product_task, job);
+    else product_task(job, 0, 1);
     free(owned);
     return 0;
+}
+
+int tk_matmul(tk_pool *pool, int wtype, const void *w, int64_t n, int64_t k, const float *x,
+              int64_t m, float *y) {
+    return tk_matmul_many(pool, 1, &wtype, &w, &n, k, x, m, &y);
+}
+
+int tk_matmul_many(tk_pool *pool, int count, const int *wtypes, const void *const *ws, const int64_t *ns,
+                   int64_t k, const float *x, int64_t m, float *const *ys) {
+    if (count < 1 || count > TK_MATMUL_MAX_PARTS || k < 0 || m < 0) return -1;
+    for (int p = 0; p < count; p++) {
+        if (!tk_matmul_supports(wtypes[p]) || ns[p] < 0 || k % tk_type_block_size(wtypes[p]) != 0) return -1;
+    }
+    const tk_backend *be = backend_for(pool);
+    tk_matmul_job job;
+    memset(&job, 0, sizeof(job));
+    job.k = k;
+    job.m = m;
+    job.x = x;
+    for (int p = 0; p < count; p++) {
+        if (ns[p] == 0 || m == 0) continue;
+        if (k == 0) {
+            memset(ys[p], 0, (size_t)(ns[p] * m) * sizeof(float));
+            continue;
+        }
+        tk_matmul_part *part = &job.part[job.n_parts++];
+        part->w = ws[p];
+        part->row_bytes = k / tk_type_block_size(wtypes[p]) * tk_type_block_bytes(wtypes[p]);
+        part->n = ns[p];
+        part->y = ys[p];
+        choose_kernel(be, wtypes[p], part);
+    }
+    return job.n_parts ? run_job(pool, be, &job) : 0;
 }

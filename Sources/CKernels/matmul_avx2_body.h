@@ -175,6 +175,67 @@ static inline AI void unpack_block(int wtype, const uint8_t *row, int64_t b, __m
     }
 }
 
+// K-quant super-blocks for the fused kernels: the scales and offsets of all 8 blocks decoded
+// once (unpack_block decodes them per block), the same values: block j's scale is scl[j]
+// (Q4_K, Q5_K) or scl[2j] and scl[2j + 1] for its two halves (Q6_K); its offsets go to
+// off[2j] and off[2j + 1].
+static inline AI void ksuper_scales(int wtype, const uint8_t *sb, float *scl, float *off) {
+    if (wtype == TK_Q6_K) {
+        const __m256 d = f16_broadcast(sb + 208);
+        for (int h = 0; h < 2; h++) {
+            __m128i s8 = _mm_loadl_epi64((const __m128i *)(sb + 192 + 8 * h));
+            __m256 v = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(s8)));
+            _mm256_store_ps(scl + 8 * h, v);
+            _mm256_storeu_ps(off + 8 * h, _mm256_mul_ps(_mm256_set1_ps(-32.0f), v));
+        }
+        return;
+    }
+    // The 6-bit scales and mins of k_scale_min, four bytes at a time: j < 4 from bytes 0–7,
+    // j >= 4 from the nibbles of bytes 8–11 with the top two bits of bytes 0–7 above them.
+    uint32_t a = read_u32(sb + 4), b = read_u32(sb + 8), c = read_u32(sb + 12);
+    uint32_t sc_lo = a & 0x3f3f3f3fu, mn_lo = b & 0x3f3f3f3fu;
+    uint32_t sc_hi = (c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u);
+    uint32_t mn_hi = ((c >> 4) & 0x0f0f0f0fu) | ((b >> 2) & 0x30303030u);
+    __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo)));
+    __m256 mnf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)mn_hi, (int)mn_lo)));
+    _mm256_store_ps(scl, _mm256_mul_ps(f16_broadcast(sb), scf));
+    __m256 o = _mm256_mul_ps(_mm256_xor_ps(f16_broadcast(sb + 2), _mm256_set1_ps(-0.0f)), mnf);
+    __m256 lo = _mm256_unpacklo_ps(o, o), hi = _mm256_unpackhi_ps(o, o);
+    _mm256_storeu_ps(off, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_storeu_ps(off + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+}
+
+// Block j (0–7, a constant after unrolling) of the K-quant super-block sb: its weights as
+// unpack_block gives them, and its lane scales from ksuper_scales' scl.
+static inline AI void ksuper_block(int wtype, const uint8_t *sb, int j, const float *scl, __m256i *q, __m256 *sc) {
+    if (wtype == TK_Q6_K) {
+        int half = j >> 2, g = j & 3;
+        __m256i l4 = _mm256_loadu_si256((const __m256i *)(sb + 64 * half + 32 * (g & 1)));
+        if (g >> 1) l4 = _mm256_srli_epi16(l4, 4);
+        l4 = _mm256_and_si256(l4, _mm256_set1_epi8(0x0F));
+        __m256i qh = _mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(sb + 128 + 32 * half)), 2 * g);
+        *q = _mm256_or_si256(l4, _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(3)), 4));
+        *sc = _mm256_setr_m128(_mm_broadcast_ss(scl + 2 * j), _mm_broadcast_ss(scl + 2 * j + 1));
+        return;
+    }
+    int has_qh = wtype == TK_Q5_K;
+    __m256i v = _mm256_loadu_si256((const __m256i *)(sb + (has_qh ? 48 : 16) + 32 * (j >> 1)));
+    if (j & 1) v = _mm256_srli_epi16(v, 4);
+    v = _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+    if (has_qh) {
+        __m256i h = _mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(sb + 16)), j);
+        v = _mm256_or_si256(v, _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(1)), 4));
+    }
+    *q = v;
+    *sc = _mm256_broadcast_ss(scl + j);
+}
+
+static inline AI int is_kquant(int wtype) { return wtype == TK_Q4_K || wtype == TK_Q5_K || wtype == TK_Q6_K; }
+
+static inline AI int64_t kquant_bytes(int wtype) {
+    return wtype == TK_Q4_K ? TK_Q4_K_BYTES : wtype == TK_Q5_K ? TK_Q5_K_BYTES : TK_Q6_K_BYTES;
+}
+
 // Stages blocks [b0, b0 + nbs) of one weight row.
 static inline AI void stage_row(int wtype, const uint8_t *row, int64_t b0, int64_t nbs, uint8_t *q, float *sc,
                                 float *off) {
@@ -273,26 +334,48 @@ static inline AI void micro(int wtype, const uint8_t *const *rows, tk_stage2 *st
         xs[col] = x->s + (j + col) * x->b_stride * 2 + b0 * 2;
         for (int r = 0; r < rn; r++) acc[r][col] = _mm256_setzero_ps();
     }
-    for (int64_t t = 0; t < nbs; t++) {
-        __m256i wq[TILE_ROWS];
-        __m256 wd[TILE_ROWS];
-        for (int r = 0; r < rn; r++) {
-            if (rows) {
-                unpack_block(wtype, rows[r], b0 + t, &wq[r], &wd[r], st->off[r] + 2 * t);
-            } else {
-                wq[r] = _mm256_load_si256((const __m256i *)(st->q[r] + 32 * t));
-                wd[r] = _mm256_load_ps(st->sc[r] + 8 * t);
+#define TK_BLOCK_PRODUCTS(t)                                                                       \
+    for (int col = 0; col < cn; col++) {                                                           \
+        __m256i xv = _mm256_loadu_si256((const __m256i *)(xq[col] + 32 * (t)));                    \
+        __m256 xsc = _mm256_loadu_ps(xd[col] + 8 * (t));                                           \
+        for (int r = 0; r < rn; r++) {                                                             \
+            __m256 dot = _mm256_cvtepi32_ps(dot4(wq[r], xv, is_signed));                           \
+            acc[r][col] = _mm256_fmadd_ps(dot, _mm256_mul_ps(wd[r], xsc), acc[r][col]);            \
+        }                                                                                          \
+    }
+    if (rows && is_kquant(wtype)) {
+        // Fused K-quants: scales decoded once per super-block (segments start on one).
+        for (int64_t t0 = 0; t0 < nbs; t0 += 8) {
+            alignas(32) float scl[TILE_ROWS][16];
+            const uint8_t *sb[TILE_ROWS];
+            for (int r = 0; r < rn; r++) {
+                sb[r] = rows[r] + ((b0 + t0) >> 3) * kquant_bytes(wtype);
+                ksuper_scales(wtype, sb[r], scl[r], st->off[r] + 2 * t0);
+            }
+#pragma clang loop unroll(full)
+            for (int jb = 0; jb < 8; jb++) {
+                __m256i wq[TILE_ROWS];
+                __m256 wd[TILE_ROWS];
+                for (int r = 0; r < rn; r++) ksuper_block(wtype, sb[r], jb, scl[r], &wq[r], &wd[r]);
+                TK_BLOCK_PRODUCTS(t0 + jb)
             }
         }
-        for (int col = 0; col < cn; col++) {
-            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq[col] + 32 * t));
-            __m256 xsc = _mm256_loadu_ps(xd[col] + 8 * t);
+    } else {
+        for (int64_t t = 0; t < nbs; t++) {
+            __m256i wq[TILE_ROWS];
+            __m256 wd[TILE_ROWS];
             for (int r = 0; r < rn; r++) {
-                __m256 dot = _mm256_cvtepi32_ps(dot4(wq[r], xv, is_signed));
-                acc[r][col] = _mm256_fmadd_ps(dot, _mm256_mul_ps(wd[r], xsc), acc[r][col]);
+                if (rows) {
+                    unpack_block(wtype, rows[r], b0 + t, &wq[r], &wd[r], st->off[r] + 2 * t);
+                } else {
+                    wq[r] = _mm256_load_si256((const __m256i *)(st->q[r] + 32 * t));
+                    wd[r] = _mm256_load_ps(st->sc[r] + 8 * t);
+                }
             }
+            TK_BLOCK_PRODUCTS(t)
         }
     }
+#undef TK_BLOCK_PRODUCTS
     // Offsets: 8 half blocks (4 blocks) per step, the last step masked to the segment.
     int64_t nhalf = 2 * nbs;
     for (int col = 0; col < cn; col++) {
@@ -335,8 +418,11 @@ static inline AI void product(int wtype, const uint8_t *w, int64_t row_bytes, in
             for (int64_t j = j0; j < j1; j += TILE_COLS) {
                 int cols = j1 - j < TILE_COLS ? (int)(j1 - j) : TILE_COLS;
                 float v[TILE_ROWS][TILE_COLS];
-                const uint8_t *const *src = fused ? row_ptr : NULL;
-#define TK_CALL(rn, cn) micro(wtype, src, &st, rn, cn, nbs, x, j, b0, v)
+                // Fused calls get the row pointers as a visible argument, so that each
+                // (rows, cols) case compiles to a loop without the staged branch.
+#define TK_CALL(rn, cn)                                                                            \
+    if (fused) micro(wtype, row_ptr, &st, rn, cn, nbs, x, j, b0, v);                               \
+    else micro(wtype, NULL, &st, rn, cn, nbs, x, j, b0, v)
                 if (rows == 2) {
                     switch (cols) {
                     case 4: TK_CALL(2, 4); break;

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import NIOCore
@@ -68,49 +67,37 @@ extension Relay {
         var routing = RoutingRequest()
         if prefillPolicy.needsPromptText || decodePolicy.needsPromptText { routing.promptText = PromptText.of(json) }
         var triedPrefill: Set<String> = [], triedDecode: Set<String> = []
-        var attempts = 0
-        var lastError = ""
-        while attempts <= settings.retry.maxRetries {
-            if attempts > 0 {
-                metrics.recordRetry()
-                try await Task.sleep(for: settings.retry.delay(attempt: attempts - 1))
-            }
+        return try await withRetries(noWorker: "prefill and decode", context: context) { number in
             let now = ContinuousClock.now
             let prefills = table.candidates(role: .prefill, at: now).filter { !triedPrefill.contains($0.url) }
             let decodes = table.candidates(role: .decode, at: now).filter { !triedDecode.contains($0.url) }
-            guard !prefills.isEmpty, !decodes.isEmpty else { break }
+            guard !prefills.isEmpty, !decodes.isEmpty else { return .exhausted }
             let prefill = prefillPolicy.choose(among: prefills, for: routing)
             let decode = decodePolicy.choose(among: decodes, for: routing)
             guard let transfer = PDPairing.transferProtocol(prefill: prefill.registration, decode: decode.registration) else {
-                lastError = "\(prefill.url) and \(decode.url) share no KV transfer protocol"
+                context.logger.warning("\(prefill.url) and \(decode.url) share no KV transfer protocol")
                 triedDecode.insert(decode.url)
-                continue
+                return .skipped
             }
             guard table.begin(prefill.url, at: now) else {
                 triedPrefill.insert(prefill.url)
-                continue
+                return .skipped
             }
             guard table.begin(decode.url, at: now) else {
                 table.end(prefill.url, success: nil, at: now)
                 triedDecode.insert(decode.url)
-                continue
+                return .skipped
             }
-            attempts += 1
-            let engineID = attempts == 1 ? context.requestID : "\(context.requestID)-retry\(attempts - 1)"
+            let engineID = number == 1 ? context.requestID : "\(context.requestID)-retry\(number - 1)"
             context.logger.debug("PD \(engineID): prefill \(prefill.url), decode \(decode.url), \(transfer.rawValue)")
-            switch try await attemptPD(prefill: prefill.registration, decode: decode.registration, json: json, transfer: transfer,
-                                       engineID: engineID, context: context) {
-            case .done(let response):
-                return response
-            case .failed(let why, let failedURLs):
-                lastError = why
-                context.logger.warning("\(context.requestID): PD try failed before the first token: \(why)")
+            let attempt = try await attemptPD(prefill: prefill.registration, decode: decode.registration, json: json, transfer: transfer,
+                                              engineID: engineID, context: context)
+            if case .failed(_, let failedURLs) = attempt {
                 if failedURLs.contains(prefill.url) { triedPrefill.insert(prefill.url) }
                 if failedURLs.contains(decode.url) { triedDecode.insert(decode.url) }
             }
+            return .tried(attempt)
         }
-        if attempts == 0 { throw RouterError.noWorker("prefill and decode") }
-        throw RouterError.upstreamFailed(attempts: attempts, last: lastError)
     }
 
     func attemptPD(prefill: WorkerRegistration, decode: WorkerRegistration, json: [String: Any], transfer: TransferProtocol,
@@ -119,17 +106,16 @@ extension Relay {
         var headers = context.headers
         headers.replaceOrAdd(name: "X-Request-Id", value: engineID)
         let legs = PDLegs()
-        let http = http, table = table, metrics = metrics, workers = workers, deadline = context.deadline
+        let upstream = upstream, table = table, metrics = metrics, workers = workers, deadline = context.deadline
+        let path = context.route.rawValue, maxResponseBytes = settings.maxResponseBytes
 
-        var prefillRequest = HTTPClientRequest(url: prefill.url + context.route.rawValue)
-        prefillRequest.method = .POST
-        prefillRequest.headers = headers
-        prefillRequest.body = .bytes(ByteBuffer(bytes: bodies.prefill))
+        let prefillBody = ByteBuffer(bytes: bodies.prefill)
         let prefillTask = Task<PrefillOutcome, Never> {
             do {
-                let response = try await http.execute(prefillRequest, deadline: deadline)
-                let body = try await response.body.collect(upTo: 1 << 20)
-                let status = Int(response.status.code)
+                let response = try await upstream.post(prefill.endpoint, url: prefill.url, path: path, headers: headers, body: prefillBody,
+                                                       deadline: deadline, limit: 1 << 20)
+                let body = try await response.collect(upTo: 1 << 20)
+                let status = response.status
                 guard status == 200 else {
                     return .failed(.init(why: "prefill \(prefill.url) answered HTTP \(status): \(String(buffer: body).prefix(300))",
                                          status: status, body: body))
@@ -155,11 +141,11 @@ extension Relay {
             }
         }
 
-        var decodeRequest = HTTPClientRequest(url: decode.url + context.route.rawValue)
-        decodeRequest.method = .POST
-        decodeRequest.headers = headers
-        decodeRequest.body = .bytes(ByteBuffer(bytes: bodies.decode))
-        let decodeHead = Task { try await http.execute(decodeRequest, deadline: deadline) }
+        let decodeBody = ByteBuffer(bytes: bodies.decode)
+        let decodeHead = Task {
+            try await upstream.post(decode.endpoint, url: decode.url, path: path, headers: headers, body: decodeBody, deadline: deadline,
+                                    limit: maxResponseBytes)
+        }
         legs.whenPrefillFails { decodeHead.cancel() }
 
         // When the decode leg ends early (failed, refused, client gone), the prefill leg is aborted.
@@ -168,17 +154,17 @@ extension Relay {
             prefillTask.cancel()
             await workers.abort(engineID, on: prefill.endpoint)
         }
-        let response: HTTPClientResponse
+        let response: UpstreamResponse
         do {
             response = try await decodeHead.value
         } catch {
             table.end(decode.url, success: legs.prefillFailure == nil ? false : nil, at: .now)
             if legs.prefillFailure == nil { await abortPrefill() }
-            if NIODeadline.now() >= deadline { throw RouterError.requestTimeout(after: settings.requestTimeout) }
+            try throwIfTimedOut(error, context: context)
             return prefillFailureAttempt(legs, context: context, prefill: prefill.url, decode: decode.url)
                 ?? .failed("decode \(decode.url): \(WorkerClient.describe(error))", failedURLs: [decode.url])
         }
-        let decodeStatus = Int(response.status.code)
+        let decodeStatus = response.status
         let attempt = try await relayResponse(response, from: decode.url, context: context, onUpstream: { upstream in
             legs.whenPrefillFails { upstream.cancel() }
         }, onEnd: { outcome in

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import Logging
@@ -6,6 +5,7 @@ import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 import PDProtocol
+import Synchronization
 
 /// The OpenAI routes the router relays.
 public enum OpenAIRoute: String, Sendable {
@@ -31,7 +31,8 @@ public struct RelaySettings: Sendable {
 /// get the PD contract's two legs (PDRelay).
 public final class Relay: Sendable {
     let table: WorkerTable
-    let http: HTTPClient
+    /// Relayed requests (kept-alive connections); `workers` for /health, /load and /abort.
+    let upstream: UpstreamClient
     let workers: WorkerClient
     let mixedPolicy: any SelectionPolicy
     let prefillPolicy: any SelectionPolicy
@@ -41,12 +42,12 @@ public final class Relay: Sendable {
     let settings: RelaySettings
     let logger: Logger
 
-    public init(table: WorkerTable, http: HTTPClient, mixedPolicy: any SelectionPolicy, prefillPolicy: any SelectionPolicy,
+    public init(table: WorkerTable, upstream: UpstreamClient, workers: WorkerClient, mixedPolicy: any SelectionPolicy, prefillPolicy: any SelectionPolicy,
                 decodePolicy: any SelectionPolicy, admission: AdmissionQueue, metrics: RouterMetrics, settings: RelaySettings,
                 logger: Logger) {
         self.table = table
-        self.http = http
-        self.workers = WorkerClient(http: http)
+        self.upstream = upstream
+        self.workers = workers
         self.mixedPolicy = mixedPolicy
         self.prefillPolicy = prefillPolicy
         self.decodePolicy = decodePolicy
@@ -127,81 +128,63 @@ public final class Relay: Sendable {
             routing.promptText = PromptText.of(json)
         }
         var tried: Set<String> = []
-        var attempts = 0
-        var lastError = ""
-        while attempts <= settings.retry.maxRetries {
-            if attempts > 0 {
-                metrics.recordRetry()
-                try await Task.sleep(for: settings.retry.delay(attempt: attempts - 1))
-            }
+        return try await withRetries(noWorker: settings.splitwise ? "prefill/decode or mixed" : "mixed", context: context) { _ in
             let now = ContinuousClock.now
             let candidates = table.candidates(role: .mixed, at: now).filter { !tried.contains($0.url) }
-            guard !candidates.isEmpty else { break }
+            guard !candidates.isEmpty else { return .exhausted }
             let worker = mixedPolicy.choose(among: candidates, for: routing)
             tried.insert(worker.url)
-            guard table.begin(worker.url, at: now) else { continue }
-            attempts += 1
+            guard table.begin(worker.url, at: now) else { return .skipped }
             context.logger.debug("\(context.requestID): to \(worker.url)")
-            switch try await attemptMixed(worker.url, body: body, context: context) {
-            case .done(let response):
-                return response
-            case .failed(let why, _):
-                lastError = why
-                context.logger.warning("\(context.requestID): \(worker.url) failed before the first token: \(why)")
-            }
+            return .tried(try await attemptMixed(worker, body: body, context: context))
         }
-        if attempts == 0 { throw RouterError.noWorker(settings.splitwise ? "prefill/decode or mixed" : "mixed") }
-        throw RouterError.upstreamFailed(attempts: attempts, last: lastError)
     }
 
-    func attemptMixed(_ url: String, body: ByteBuffer, context: RelayContext) async throws -> Attempt {
-        var request = HTTPClientRequest(url: url + context.route.rawValue)
-        request.method = .POST
-        request.headers = context.headers
-        request.body = .bytes(body)
-        let response: HTTPClientResponse
+    func attemptMixed(_ worker: WorkerSnapshot, body: ByteBuffer, context: RelayContext) async throws -> Attempt {
+        let response: UpstreamResponse
         do {
-            response = try await http.execute(request, deadline: context.deadline)
+            response = try await upstream.post(worker.registration.endpoint, url: worker.url, path: context.route.rawValue, headers: context.headers, body: body,
+                                               deadline: context.deadline, limit: settings.maxResponseBytes)
         } catch {
-            table.end(url, success: false, at: .now)
-            if NIODeadline.now() >= context.deadline { throw RouterError.requestTimeout(after: settings.requestTimeout) }
-            return .failed("\(url): \(WorkerClient.describe(error))", failedURLs: [url])
+            table.end(worker.url, success: false, at: .now)
+            try throwIfTimedOut(error, context: context)
+            return .failed("\(worker.url): \(WorkerClient.describe(error))", failedURLs: [worker.url])
         }
-        return try await relayResponse(response, from: url, context: context) { _ in }
+        return try await relayResponse(response, from: worker.url, context: context) { _ in }
+    }
+
+    /// A failure at or after the request's deadline is the router's 504.
+    func throwIfTimedOut(_ error: any Error, context: RelayContext) throws {
+        if (error as? UpstreamError) == .timedOut || NIODeadline.now() >= context.deadline {
+            throw RouterError.requestTimeout(after: settings.requestTimeout)
+        }
     }
 
     /// Relays a worker's response once it is safe: a retryable status or a failure before the
     /// first token is `.failed` (nothing sent); otherwise the response, streamed or whole.
     /// `onEnd(outcome)` runs when the response ended (true: completed, false: the worker failed
     /// mid-stream, nil: the client went away).
-    func relayResponse(_ response: HTTPClientResponse, from url: String, context: RelayContext,
+    func relayResponse(_ response: UpstreamResponse, from url: String, context: RelayContext,
                        onUpstream: (UpstreamStream) -> Void = { _ in },
                        onEnd: @escaping @Sendable (Bool?) async -> Void) async throws -> Attempt {
-        let status = Int(response.status.code)
+        let status = response.status
         if Self.isRetryable(status) {
-            let text = (try? await response.body.collect(upTo: 1 << 16)).map { String(buffer: $0) } ?? ""
+            let text = (try? await response.collect(upTo: 1 << 16)).map { String(buffer: $0) } ?? ""
             table.end(url, success: false, at: .now)
             await onEnd(false)
             return .failed("\(url) answered HTTP \(status): \(text.prefix(300))", failedURLs: [url])
         }
-        let contentType = response.headers.first(name: "content-type") ?? "application/json"
-        guard contentType.hasPrefix("text/event-stream") else {
-            do {
-                let body = try await response.body.collect(upTo: settings.maxResponseBytes)
-                table.end(url, success: true, at: .now)
-                await onEnd(true)
-                context.finish.finish(status: status)
-                return .done(Response(status: .init(code: status), headers: [.contentType: contentType], body: .init(byteBuffer: body)))
-            } catch {
-                table.end(url, success: false, at: .now)
-                await onEnd(false)
-                if NIODeadline.now() >= context.deadline { throw RouterError.requestTimeout(after: settings.requestTimeout) }
-                return .failed("\(url): \(WorkerClient.describe(error))", failedURLs: [url])
-            }
+        switch response.body {
+        case .whole(let body):
+            table.end(url, success: true, at: .now)
+            await onEnd(true)
+            context.finish.finish(status: status)
+            return .done(Response(status: .init(code: status), headers: [.contentType: response.contentType], body: .init(byteBuffer: body)))
+        case .stream(let body):
+            let upstream = UpstreamStream(body)
+            onUpstream(upstream)
+            return try await relayStream(upstream, status: status, from: url, context: context, onEnd: onEnd)
         }
-        let upstream = UpstreamStream(response)
-        onUpstream(upstream)
-        return try await relayStream(upstream, status: status, from: url, context: context, onEnd: onEnd)
     }
 
     func relayStream(_ upstream: UpstreamStream, status: Int, from url: String, context: RelayContext,
@@ -225,7 +208,7 @@ public final class Relay: Sendable {
             upstream.cancel()
             table.end(url, success: false, at: .now)
             await onEnd(false)
-            if NIODeadline.now() >= context.deadline { throw RouterError.requestTimeout(after: settings.requestTimeout) }
+            try throwIfTimedOut(error, context: context)
             return .failed("\(url): \(WorkerClient.describe(error))", failedURLs: [url])
         }
         if watch.sawToken { context.finish.markFirstToken() }
@@ -244,7 +227,7 @@ public final class Relay: Sendable {
                     } catch {
                         // The worker failed after tokens went out: the client gets an error event.
                         outcome = false
-                        let why = error is HTTPClientError && NIODeadline.now() >= context.deadline
+                        let why = (error as? UpstreamError) == .timedOut || NIODeadline.now() >= context.deadline
                             ? RouterError.requestTimeout(after: timeout)
                             : RouterError.upstreamFailed(attempts: 1, last: "\(url) failed after the response started: \(WorkerClient.describe(error))")
                         logger.warning("\(context.requestID): stream from \(url) broke: \(error)")
@@ -284,6 +267,11 @@ public final class Relay: Sendable {
            given.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 95 || $0 == 46 }) {
             return given
         }
-        return "router-" + String(UInt64.random(in: 0...UInt64.max), radix: 16) + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        return idPrefix + String(idCounter.add(1, ordering: .relaxed).newValue, radix: 16)
     }
+
+    /// New request ids: a random prefix made once per process, then a counter (unique without
+    /// drawing random numbers per request).
+    private static let idPrefix = "router-" + String(UInt64.random(in: 0...UInt64.max), radix: 16) + "-"
+    private static let idCounter = Atomic<UInt64>(0)
 }

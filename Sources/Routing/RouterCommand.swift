@@ -251,11 +251,12 @@ public struct RouterCommand: AsyncParsableCommand {
         let metrics = RouterMetrics()
         let admission = AdmissionQueue(settings: .init(maxConcurrent: maxConcurrentRequests, maxWaiting: queueSize,
                                                        queueTimeout: .milliseconds(Int64(queueTimeout * 1000))))
-        let relay = Relay(table: table, http: http, mixedPolicy: policy.make(settings: settings),
+        let client = WorkerClient(http: http)
+        let upstream = UpstreamClient(connectTimeout: .seconds(5))
+        let relay = Relay(table: table, upstream: upstream, workers: client, mixedPolicy: policy.make(settings: settings),
                           prefillPolicy: prefillName.make(settings: settings),
                           decodePolicy: (decodePolicy ?? policy).make(settings: settings), admission: admission,
                           metrics: metrics, settings: relaySettings, logger: logger)
-        let client = WorkerClient(http: http)
         let healthTimeout = Duration.milliseconds(Int64(healthCheckTimeout * 1000))
 
         let router = Router()
@@ -275,9 +276,11 @@ public struct RouterCommand: AsyncParsableCommand {
         do {
             try await group.run()
         } catch {
+            upstream.shutdown()
             try? await http.shutdown()
             throw error
         }
+        upstream.shutdown()
         try await http.shutdown()
         logger.info("stopped")
     }

@@ -53,7 +53,7 @@ struct RouterRoutes: Sendable {
         var lastError = "no healthy mixed or decode worker"
         for worker in candidates {
             do {
-                let response = try await relay.http.execute(HTTPClientRequest(url: worker.url + "/v1/models"), timeout: .seconds(10))
+                let response = try await relay.workers.http.execute(HTTPClientRequest(url: worker.url + "/v1/models"), timeout: .seconds(10))
                 let body = try await response.body.collect(upTo: 1 << 20)
                 return Response(status: .init(code: Int(response.status.code)), headers: [.contentType: "application/json"],
                                 body: .init(byteBuffer: body))

@@ -1,21 +1,21 @@
 import AsyncAlgorithms
-import AsyncHTTPClient
 import NIOCore
 import Synchronization
 
 /// A worker's streamed response body forwarded chunk by chunk through a channel: the forwarding
-/// task waits until the client side took each chunk (back-pressure reaches the worker's socket),
-/// and cancelling it closes the worker's request (AsyncHTTPClient cancels a request whose body
-/// stream is dropped).
+/// task waits until the client side took each chunk (back-pressure reaches the worker's socket:
+/// the connection stops reading while chunks wait), and cancelling closes the worker's request.
 final class UpstreamStream: Sendable {
     let chunks = AsyncThrowingChannel<ByteBuffer, any Error>()
     private let task = Mutex<Task<Void, Never>?>(nil)
+    private let closeUpstream: @Sendable () -> Void
 
-    init(_ response: HTTPClientResponse) {
+    init(_ body: UpstreamBody) {
+        closeUpstream = body.cancel
         let chunks = chunks
         let forwarding = Task {
             do {
-                for try await chunk in response.body {
+                for try await chunk in body.chunks {
                     await chunks.send(chunk)
                     if Task.isCancelled { break }
                 }
@@ -29,6 +29,7 @@ final class UpstreamStream: Sendable {
 
     func cancel() {
         task.withLock { $0 }?.cancel()
+        closeUpstream()
         chunks.fail(CancellationError())
     }
 }

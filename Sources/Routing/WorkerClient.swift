@@ -56,6 +56,7 @@ public struct WorkerClient: Sendable {
     }
 
     static func describe(_ error: any Error) -> String {
+        if let error = error as? UpstreamError { return error.description }
         if let error = error as? HTTPClientError {
             switch error {
             case .deadlineExceeded, .readTimeout, .connectTimeout: return "timed out"

@@ -3,19 +3,25 @@ import Synchronization
 
 /// What a policy sees of one worker.
 public struct WorkerSnapshot: Sendable, Equatable {
-    public var registration: WorkerRegistration
+    public var registration: WorkerRegistration { didSet { url = registration.url } }
+    /// `registration.url`, made once: the relay reads it several times per request.
+    public private(set) var url: String
     /// Requests the router has in flight on it now.
     public var inFlight: Int
     /// The last `/load` the health checker read (nil before the first).
     public var load: InstanceLoad?
 
     public init(registration: WorkerRegistration, inFlight: Int = 0, load: InstanceLoad? = nil) {
+        self.init(url: registration.url, registration: registration, inFlight: inFlight, load: load)
+    }
+
+    init(url: String, registration: WorkerRegistration, inFlight: Int, load: InstanceLoad?) {
+        self.url = url
         self.registration = registration
         self.inFlight = inFlight
         self.load = load
     }
 
-    public var url: String { registration.url }
     public var role: SplitwiseRole { registration.role }
 }
 
@@ -98,8 +104,10 @@ public final class WorkerTable: Sendable {
     /// Routable workers of `role` at `now`, sorted by URL.
     public func candidates(role: SplitwiseRole, at now: ContinuousClock.Instant) -> [WorkerSnapshot] {
         entries.withLock { entries in
-            entries.values.filter { $0.registration.role == role && $0.health.routable && $0.breaker.isAvailable(at: now) }
-                .map { WorkerSnapshot(registration: $0.registration, inFlight: $0.inFlight, load: $0.load) }
+            entries.compactMap { url, entry in
+                entry.registration.role == role && entry.health.routable && entry.breaker.isAvailable(at: now)
+                    ? WorkerSnapshot(url: url, registration: entry.registration, inFlight: entry.inFlight, load: entry.load) : nil
+            }
         }.sorted { $0.url < $1.url }
     }
 

@@ -129,6 +129,63 @@ import TestSupport
         #expect(noPool == nil, "no pool against one thread: \(noPool ?? "")")
     }
 
+    /// tk_matmul_many (one pool job for several products of the same input, as a layer's
+    /// query/key/value and gate/up run) gives each product bit for bit what tk_matmul gives it
+    /// alone, on every path, with quantized and float weights mixed in one group.
+    @Test func groupedProductsEqualEachProductAlone() throws {
+        let pool = try #require(tk_pool_create(2))
+        defer { tk_pool_destroy(pool) }
+        let types: [KernelType] = [.q4_1, .q8_0, .f16, .q5_0], rows = [96, 40, 33, 17], k = 576
+        var rng = KernelsRng(seed: 11)
+        let weights = zip(types, rows).map { type, n in type.randomWeights(rows: n, k: k, rng: &rng) }
+        var ran: Set<String> = []
+        for backend in Self.backends {
+            try #require(tk_pool_set_backend(pool, backend) == 0, "CKernels refuses the \(backend) kernels")
+            ran.insert(backend)
+            for m in [1, 5, 70] {
+                let x = (0..<(m * k)).map { _ in Float(rng.unit() - 0.5) }
+                var alone: [[Float]] = []
+                for (p, w) in weights.enumerated() {
+                    var y = [Float](repeating: .nan, count: m * rows[p])
+                    let rc = w.withUnsafeBytes { wp in tk_matmul(pool, types[p].rawValue, wp.baseAddress, Int64(rows[p]), Int64(k), x, Int64(m), &y) }
+                    #expect(rc == 0)
+                    alone.append(y)
+                }
+                let outputs = rows.map { UnsafeMutablePointer<Float>.allocate(capacity: m * $0) }
+                defer { outputs.forEach { $0.deallocate() } }
+                let data = weights.map { w in w.withUnsafeBytes { UnsafeMutableRawPointer.allocate(byteCount: $0.count, alignment: 64) } }
+                defer { data.forEach { $0.deallocate() } }
+                for (p, w) in weights.enumerated() { w.withUnsafeBytes { data[p].copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+                let rc = tk_matmul_many(pool, Int32(types.count), types.map(\.rawValue), data.map { UnsafeRawPointer($0) },
+                                        rows.map(Int64.init), Int64(k), x, Int64(m), outputs.map(Optional.some))
+                #expect(rc == 0)
+                for p in types.indices {
+                    let grouped = Array(UnsafeBufferPointer(start: outputs[p], count: m * rows[p]))
+                    let difference = bitwiseDifference(grouped, alone[p])
+                    #expect(difference == nil, "\(types[p]) \(backend) m=\(m): grouped against alone: \(difference ?? "")")
+                }
+            }
+        }
+        Self.expectEveryBackendRan(ran, "grouped products")
+        // Refused: no product, more than TK_MATMUL_MAX_PARTS, a k that is not a whole block of one part.
+        let type = KernelType.q4_1.rawValue
+        var y = [Float](repeating: 0, count: 64)
+        let refused = weights[0].withUnsafeBytes { wp -> [Int32] in
+            y.withUnsafeMutableBufferPointer { yp in
+                let tooMany = Int(TK_MATMUL_MAX_PARTS) + 1
+                return [
+                    tk_matmul_many(pool, 0, [type], [wp.baseAddress], [1], 32, [Float](repeating: 0, count: 32), 1, [yp.baseAddress]),
+                    tk_matmul_many(pool, Int32(tooMany), [Int32](repeating: type, count: tooMany),
+                                   [UnsafeRawPointer?](repeating: wp.baseAddress, count: tooMany), [Int64](repeating: 1, count: tooMany),
+                                   32, [Float](repeating: 0, count: 32), 1, [UnsafeMutablePointer<Float>?](repeating: yp.baseAddress, count: tooMany)),
+                    tk_matmul_many(pool, 2, [type, KernelType.q4_K.rawValue], [wp.baseAddress, wp.baseAddress], [1, 1], 32,
+                                   [Float](repeating: 0, count: 32), 1, [yp.baseAddress, yp.baseAddress]),
+                ]
+            }
+        }
+        #expect(refused == [-1, -1, -1])
+    }
+
     @Test func rejectsUnsupportedTypesAndShapes() throws {
         let pool = try #require(tk_pool_create(2))
         defer { tk_pool_destroy(pool) }

@@ -1,4 +1,5 @@
 import FleetPlanning
+import Glibc
 import Testing
 import TestSupport
 
@@ -102,4 +103,31 @@ import TestSupport
         #expect(all.allSatisfy { (1...65535).contains($0) })
         #expect(fleet.ranks.allSatisfy { $0.ports.rdmaComm.count == 2 })
     }
+
+    /// The planned ports stay reserved after planning: a socket without SO_REUSEADDR (like
+    /// another program's, or a connection's local port) cannot have them, while a worker's
+    /// SO_REUSEADDR listener can.
+    @Test func plannedPortsStayReservedForTheirWorkers() throws {
+        let fleet = try livePlanner().plan(options(["--num-servers", "2"]))
+        for port in fleet.ranks.flatMap({ [$0.ports.api, $0.ports.engineWorkerQueue] }) + [fleet.controlPort] {
+            #expect(bindLoopback(port: port, reuseAddress: false, listening: false) == EADDRINUSE, "port \(port)")
+            #expect(bindLoopback(port: port, reuseAddress: true, listening: true) == 0, "port \(port)")
+        }
+    }
+}
+
+/// Binds (and optionally listens on) 127.0.0.1:`port` once and closes; 0, or the errno.
+private func bindLoopback(port: Int, reuseAddress: Bool, listening: Bool) -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return errno }
+    defer { close(fd) }
+    var reuse: Int32 = reuseAddress ? 1 : 0
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
+    var address = loopbackAddress(port: port)
+    let done = withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 && (!listening || listen(fd, 1) == 0)
+        }
+    }
+    return done ? 0 : errno
 }

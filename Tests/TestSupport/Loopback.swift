@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 
 /// A TCP socket bound to 127.0.0.1 and listening, held until this object goes away: a port
 /// that stays taken for as long as the test keeps it. Port 0 lets the kernel pick a free one.
@@ -29,11 +30,42 @@ public final class HeldPort: Sendable {
     deinit { close(fd) }
 }
 
-/// `count` distinct ports on 127.0.0.1 that were free a moment ago (the kernel picked them,
-/// all held at once so none repeats, then released).
+/// `count` distinct free ports on 127.0.0.1, each reserved for the rest of this test process.
+///
+/// Why reserved: a port released right away can be handed to someone else (another test's
+/// port, a connection's local port) before the process the test starts binds it. Each port
+/// stays bound on the wildcard address with SO_REUSEADDR and never listens: Linux then gives
+/// it to no bind to port 0 and to no outgoing connection, while the server under test (also
+/// SO_REUSEADDR, as NIO, nginx, redis and the workers are) binds and listens on it, and a
+/// connection to it with nobody listening is still refused. The supervisor plans its ports
+/// the same way (FleetPlanning's HeldPorts).
 public func freeLoopbackPorts(_ count: Int) throws -> [Int] {
-    let held = try (0..<count).map { _ in try HeldPort() }
-    return held.map(\.port)
+    try (0..<count).map { _ in try reservePort() }
+}
+
+private let reservedPorts = Mutex<[Int32]>([])
+
+private func reservePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
+    var reuse: Int32 = 1
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = INADDR_ANY
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+        }
+    }
+    guard bound else {
+        let reason = String(cString: strerror(errno))
+        close(fd)
+        throw TestFailure("cannot reserve a port: \(reason)")
+    }
+    reservedPorts.withLock { $0.append(fd) }
+    return Int(UInt16(bigEndian: address.sin_port))
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.

@@ -5,6 +5,10 @@ import Synchronization
 /// A small HTTP/1.1 listener on 127.0.0.1 for unit-level tests of HTTP clients (a stand-in
 /// for a router receiving registrations): it records every request and answers each with
 /// what `respond` returns, then closes the connection. Connections are served one at a time.
+/// `dropsReusedConnections`: answers promise to keep the connection open ("keep-alive"), and
+/// the next request on it is dropped unanswered and unrecorded as the connection is closed
+/// (a server closing an idle kept-alive connection just as a client reuses it); connections
+/// are then served on a thread each.
 public final class RecordingHTTPServer: Sendable {
     public struct Request: Sendable, Equatable {
         public var method: String
@@ -23,9 +27,10 @@ public final class RecordingHTTPServer: Sendable {
     private let fd: Int32
     private let recorded = Mutex<[Request]>([])
     private let respond: @Sendable (Request) -> (status: Int, body: String)
+    private let dropsReusedConnections: Bool
 
     /// On `port` (0: one the kernel picks). `respond` runs on the listener's thread before the answer is sent.
-    public init(port: Int = 0, respond: @escaping @Sendable (Request) -> (status: Int, body: String) = { _ in (200, #"{"status":"ok"}"#) }) throws {
+    public init(port: Int = 0, dropsReusedConnections: Bool = false, respond: @escaping @Sendable (Request) -> (status: Int, body: String) = { _ in (200, #"{"status":"ok"}"#) }) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
         var address = loopbackAddress(port: port)
@@ -43,6 +48,7 @@ public final class RecordingHTTPServer: Sendable {
         }
         self.fd = fd
         self.respond = respond
+        self.dropsReusedConnections = dropsReusedConnections
         self.port = Int(UInt16(bigEndian: address.sin_port))
         Thread.detachNewThread { [self] in serve() }
     }
@@ -66,16 +72,25 @@ public final class RecordingHTTPServer: Sendable {
             }
             var limit = timeval(tv_sec: 10, tv_usec: 0)
             setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-            if let request = Self.read(connection) {
-                recorded.withLock { $0.append(request) }
-                let (status, body) = respond(request)
-                let answer = "HTTP/1.1 \(status) \(status == 200 ? "OK" : "Error")\r\nContent-Type: application/json\r\n"
-                    + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
-                _ = Array(answer.utf8).withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if dropsReusedConnections {
+                Thread.detachNewThread { [self] in answerOnce(connection) }
+            } else {
+                answerOnce(connection)
             }
-            close(connection)
         }
         close(fd)
+    }
+
+    private func answerOnce(_ connection: Int32) {
+        if let request = Self.read(connection) {
+            recorded.withLock { $0.append(request) }
+            let (status, body) = respond(request)
+            let answer = "HTTP/1.1 \(status) \(status == 200 ? "OK" : "Error")\r\nContent-Type: application/json\r\n"
+                + "Content-Length: \(body.utf8.count)\r\nConnection: \(dropsReusedConnections ? "keep-alive" : "close")\r\n\r\n\(body)"
+            _ = Array(answer.utf8).withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if dropsReusedConnections { _ = Self.read(connection) }
+        }
+        close(connection)
     }
 
     /// One request: the head up to the blank line, then Content-Length bytes of body.

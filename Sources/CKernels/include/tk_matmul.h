@@ -35,6 +35,15 @@ int tk_pool_sleeping_workers(tk_pool *pool);
 int tk_matmul(tk_pool *pool, int wtype, const void *w, int64_t n, int64_t k,
               const float *x, int64_t m, float *y);
 
+// Several products of the same X in one call: Y_p = X · W_p^T for p < count (at most
+// TK_MATMUL_MAX_PARTS), e.g. a layer's query, key and value projections. X is quantized once
+// and all products are one job for the pool, so its threads meet once instead of count times.
+// Each Y_p is bit for bit what tk_matmul gives for it alone. Returns as tk_matmul (-1 also
+// for count outside 1...TK_MATMUL_MAX_PARTS).
+#define TK_MATMUL_MAX_PARTS 4
+int tk_matmul_many(tk_pool *pool, int count, const int *wtypes, const void *const *ws, const int64_t *ns,
+                   int64_t k, const float *x, int64_t m, float *const *ys);
+
 // Whether tk_matmul supports weights of this ggml type.
 int tk_matmul_supports(int wtype);
 

@@ -35,6 +35,31 @@ public final class CPUBackend: ComputeBackend {
         }
     }
 
+    /// One pool job for all the products (`tk_matmul_many`): the pool's threads meet once per
+    /// group instead of once per weight, and the input is quantized once.
+    public func matmul(_ weights: [WeightMatrix], input: UnsafePointer<Float>, rows: Int,
+                       outputs: [UnsafeMutablePointer<Float>]) throws {
+        precondition(weights.count == outputs.count, "one output per weight")
+        let groupSize = Int(TK_MATMUL_MAX_PARTS)
+        for start in stride(from: 0, to: weights.count, by: groupSize) {
+            let group = weights[start..<min(start + groupSize, weights.count)]
+            let columns = group.first!.columns
+            if let other = group.first(where: { $0.columns != columns }) {
+                throw EngineError.kernelFailed("'\(other.name)' has \(other.columns) columns where '\(group.first!.name)' has \(columns): one input cannot feed both")
+            }
+            let types = group.map { Int32($0.type.rawValue) }
+            let data: [UnsafeRawPointer?] = group.map { $0.data }
+            let counts = group.map { Int64($0.rows) }
+            let targets: [UnsafeMutablePointer<Float>?] = Array(outputs[start..<start + group.count])
+            let status = tk_matmul_many(pool, Int32(group.count), types, data, counts, Int64(columns), input,
+                                        Int64(rows), targets)
+            if status != 0 {
+                let names = group.map { "'\($0.name)' (\($0.type))" }.joined(separator: ", ")
+                throw EngineError.kernelFailed("matrix products with \(names) returned \(status)")
+            }
+        }
+    }
+
     public func rmsNorm(_ input: UnsafePointer<Float>, weight: [Float], output: UnsafeMutablePointer<Float>,
                         rows: Int, epsilon: Float) {
         tk_rmsnorm(pool, input, weight, output, Int32(rows), Int32(weight.count), epsilon)

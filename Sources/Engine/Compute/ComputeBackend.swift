@@ -8,6 +8,12 @@ public protocol ComputeBackend: AnyObject {
     func matmul(_ weight: WeightMatrix, input: UnsafePointer<Float>, rows: Int,
                 output: UnsafeMutablePointer<Float>) throws
 
+    /// outputs[p] = the product of `input` with weights[p], for several weights that share one
+    /// input (a layer's query, key and value; gate and up): the same results as one `matmul`
+    /// each, which a backend may run as a single job.
+    func matmul(_ weights: [WeightMatrix], input: UnsafePointer<Float>, rows: Int,
+                outputs: [UnsafeMutablePointer<Float>]) throws
+
     func rmsNorm(_ input: UnsafePointer<Float>, weight: [Float], output: UnsafeMutablePointer<Float>,
                  rows: Int, epsilon: Float)
 
@@ -26,6 +32,15 @@ public protocol ComputeBackend: AnyObject {
 
     /// Adds `bias` to each of `rows` rows.
     func addBias(_ y: UnsafeMutablePointer<Float>, bias: [Float], rows: Int)
+}
+
+extension ComputeBackend {
+    public func matmul(_ weights: [WeightMatrix], input: UnsafePointer<Float>, rows: Int,
+                       outputs: [UnsafeMutablePointer<Float>]) throws {
+        for (weight, output) in zip(weights, outputs) {
+            try matmul(weight, input: input, rows: rows, output: output)
+        }
+    }
 }
 
 /// cos/sin of every rotation angle for the positions of one step: `[rows][headDim / 2]`.

@@ -56,9 +56,7 @@ public final class Transformer {
         for (l, layer) in weights.layers.enumerated() {
             // Attention block.
             backend.rmsNorm(x, weight: layer.attentionNorm, output: h, rows: n, epsilon: c.rmsEpsilon)
-            try backend.matmul(layer.query, input: h, rows: n, output: q)
-            try backend.matmul(layer.key, input: h, rows: n, output: k)
-            try backend.matmul(layer.value, input: h, rows: n, output: v)
+            try backend.matmul([layer.query, layer.key, layer.value], input: h, rows: n, outputs: [q, k, v])
             if let b = layer.queryBias { backend.addBias(q, bias: b, rows: n) }
             if let b = layer.keyBias { backend.addBias(k, bias: b, rows: n) }
             if let b = layer.valueBias { backend.addBias(v, bias: b, rows: n) }
@@ -72,8 +70,7 @@ public final class Transformer {
 
             // Feed-forward block (SwiGLU).
             backend.rmsNorm(x, weight: layer.ffnNorm, output: h, rows: n, epsilon: c.rmsEpsilon)
-            try backend.matmul(layer.ffnGate, input: h, rows: n, output: gate)
-            try backend.matmul(layer.ffnUp, input: h, rows: n, output: up)
+            try backend.matmul([layer.ffnGate, layer.ffnUp], input: h, rows: n, outputs: [gate, up])
             backend.swiglu(gate: gate, up: up, count: n * c.ffnSize)
             try backend.matmul(layer.ffnDown, input: gate, rows: n, output: h)
             backend.add(x, h, count: n * c.hiddenSize)
