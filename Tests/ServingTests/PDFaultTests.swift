@@ -178,7 +178,7 @@ import TestSupport
         defer { pair.stop() }
         /// A plain request on P that decodes 300 tokens (many times the timeout on this machine),
         /// then a PD request queued behind it.
-        func queueBehindBlocker(id: String) throws -> (blocker: @Sendable () throws -> HTTPTestResponse, legs: @Sendable () throws -> PDPair.Legs) {
+        func queueBehindBlocker(id: String, protocol transfer: String = "tcp") throws -> (blocker: @Sendable () throws -> HTTPTestResponse, legs: @Sendable () throws -> PDPair.Legs) {
             var blockerBody = PDDisaggregationTests.body(PDDisaggregationTests.prompt(40, seed: 11), stream: false, maxTokens: 300)
             blockerBody["ignore_eos"] = true
             let data = try JSONSerialization.data(withJSONObject: blockerBody)
@@ -186,7 +186,7 @@ import TestSupport
             let blocker = Self.inBackground { try client.post("/v1/completions", body: data) }
             try pair.prefill.waitUntil("P runs the blocker") { try pair.prefill.load()["runningRequests"] == 1 }
             let legs = Self.inBackground {
-                try pair.send(body: PDDisaggregationTests.body(PDDisaggregationTests.prompt(40, seed: 3), stream: false), id: id, protocol: "tcp")
+                try pair.send(body: PDDisaggregationTests.body(PDDisaggregationTests.prompt(40, seed: 3), stream: false), id: id, protocol: transfer)
             }
             try pair.prefill.waitUntil("the PD request waits on P and holds D's blocks") {
                 try pair.prefill.load()["waitingRequests"] == 1 && (try pair.decode.load()["kvBlocksUsed"] ?? 0) > 0
@@ -203,8 +203,9 @@ import TestSupport
         #expect(try PDDisaggregationTests.tokens(ofCompletion: result.decode).tokens.count == 8)
         try pair.waitUntilIdle()
 
-        // P stopped while the request waits: its reports stop, D frees at its deadline.
-        (blocker, legs) = try queueBehindBlocker(id: "pd-queued-stop")
+        // P stopped while the request waits: its reports stop, D frees at its deadline (over ipc
+        // too: D revokes the lease on its blocks, P is not in the middle of a copy).
+        (blocker, legs) = try queueBehindBlocker(id: "pd-queued-stop", protocol: "ipc")
         kill(pair.prefill.process.processIdentifier, SIGSTOP)
         try pair.decode.waitUntilIdle(seconds: 60)
         kill(pair.prefill.process.processIdentifier, SIGCONT)
