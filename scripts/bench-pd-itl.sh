@@ -16,9 +16,10 @@
 #                           [--input-lens 64,2048] [--output-len N] [--threads N]
 #                           [--kv-transfer-timeout SECONDS]
 #
-# --kv-transfer-timeout (default 600; api-server's own default is 30) is how long D waits for
-# P's KV: with one prefill instance, a 2048-token prompt queued behind others on P waits longer
-# than 30 s on this machine, and D then fails it (seen: 11 of 16 requests failed at 30 s).
+# --kv-transfer-timeout (default 600; api-server's own default is 30) bounds a PD transfer from
+# the start of its prefill (the wait in P's queue no longer counts): with one one-thread prefill
+# instance on a loaded machine a 2048-token prefill itself can take longer than 30 s (seen at
+# 30 s: 11 of 16 requests failed when the queue counted, 6 of 16 since, at load 6-8).
 #
 # $BIN_DIR: a folder with router, api-server and tandem already built (default .build/release,
 # built when missing).
