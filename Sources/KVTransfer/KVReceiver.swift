@@ -195,12 +195,13 @@ public final class KVReceiver: Sendable {
                 throw TransferError("the prefill instance closed the connection before handing over the first token")
             }
             switch header.kind {
-            case .prefillWaiting, .prefillStarted:
+            case .prefillWaiting, .prefillStarted, .prefillRunning:
                 _ = try connection.receivePayload(header, as: PDPrefillProgress.self)
-                engine.renewImportDeadline(reservation, stage: header.kind == .prefillStarted ? .transfer : .prefillStart)
+                engine.renewImportDeadline(reservation, stage: header.kind == .prefillWaiting ? .prefillStart : .transfer)
             case .kvWritten where ipc:
                 let write = try KVWriteHeader(decoding: try connection.receiveBytes(header.length))
                 try verify(write, expectation)
+                engine.renewImportDeadline(reservation, stage: .transfer)
                 try connection.send(.ack, json: PDAck(layer: write.layer, blocks: write.blockIDs.count))
             case .firstToken:
                 let first = try connection.receivePayload(header, as: PDFirstToken.self)
@@ -281,6 +282,7 @@ public final class KVReceiver: Sendable {
                     try connection.receive(into: engine.importDestination(layer: write.layer, block: block), allowEOF: false, tick: nil)
                 }
                 try verify(write, expectation)
+                engine.renewImportDeadline(reservation, stage: .transfer)
                 try connection.send(.ack, json: PDAck(layer: write.layer, blocks: write.blockIDs.count))
             }
         } catch {

@@ -6,14 +6,15 @@ import Glibc
 #endif
 
 /// The prefill instance P's side of one request's transfer: handshake and reservation on D's
-/// PD-comm port; while the request waits in P's queue, `prefillWaiting` every `heartbeat` (D's
-/// deadline counts from the prefill's start, so D must know P is alive meanwhile); then
+/// PD-comm port; while the request waits in P's queue, `prefillWaiting` every `heartbeat`; then
 /// `prefillStarted` and each layer's blocks as the engine completes them (`KVExportSink`),
 /// pushed by a thread of its own while the engine goes on computing: over tcp to D's
-/// cache-queue port, or over ipc copied straight into D's shared-memory blocks. The engine
-/// never waits for a push: a D that stops reading stalls this request's transfer only, until
-/// its deadline (`timeout` from the prefill's start). `finish` waits for every write to be
-/// acknowledged, hands over the first token and waits for D's confirmation.
+/// cache-queue port, or over ipc copied straight into D's shared-memory blocks; and
+/// `prefillRunning` whenever P has sent nothing for `heartbeat`. D's deadline is a bound on
+/// P's silence, not on the queue or the prefill. The engine never waits for a push: a D that
+/// takes no write (or ack) for `timeout` fails this request's transfer only. `finish` waits
+/// for every write to be acknowledged, hands over the first token and waits for D's
+/// confirmation.
 public final class KVSender: KVExportSink, @unchecked Sendable {
     // @unchecked Sendable: the job queue, counters, start and error are only touched while
     // holding `condition`; the connections are used by one thread at a time (the worker writes,
@@ -21,10 +22,6 @@ public final class KVSender: KVExportSink, @unchecked Sendable {
 
     public let reservation: PDReservation
     public let transferProtocol: TransferProtocol
-    /// The instant P's prefill started, once (then the stream finishes; also when the transfer
-    /// stops before that).
-    public let prefillStart: AsyncStream<ContinuousClock.Instant>
-    private let startContinuation: AsyncStream<ContinuousClock.Instant>.Continuation
     private let engine: ServingEngine
     private let layers: Int
     private let timeout: Duration
@@ -39,6 +36,8 @@ public final class KVSender: KVExportSink, @unchecked Sendable {
     }
     private var jobs: [Job] = []
     private var startedAt: ContinuousClock.Instant?
+    /// `finish` has begun: the worker sends no more reports.
+    private var finishing = false
     private var busy = false
     private var error: TransferError?
     private var framesSent = 0
@@ -57,7 +56,6 @@ public final class KVSender: KVExportSink, @unchecked Sendable {
         heartbeat = min(.seconds(1), timeout / 4)
         layers = hello.layout.layers
         transferProtocol = hello.transferProtocol
-        (prefillStart, startContinuation) = AsyncStream.makeStream(of: ContinuousClock.Instant.self)
         let deadline = ContinuousClock.now + timeout
         guard let pdCommPort = decode.pdCommPort else {
             throw TransferError("the decode instance \(decode.url) has no pd_comm_port in disaggregate_info")
@@ -101,13 +99,6 @@ public final class KVSender: KVExportSink, @unchecked Sendable {
         return error
     }
 
-    /// True once `timeout` has passed since the prefill started.
-    public var deadlinePassed: Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        return startedAt.map { ContinuousClock.now >= $0 + timeout } ?? false
-    }
-
     // MARK: KVExportSink (engine thread; never blocks)
 
     public func prefillStarting() {
@@ -120,10 +111,6 @@ public final class KVSender: KVExportSink, @unchecked Sendable {
             condition.broadcast()
         }
         condition.unlock()
-        if first {
-            startContinuation.yield(now)
-            startContinuation.finish()
-        }
     }
 
     public func layerReady(_ layer: Int, firstBlockIndex: Int, blocks: [Int32]) {
@@ -140,16 +127,18 @@ public final class KVSender: KVExportSink, @unchecked Sendable {
         var nextReport = ContinuousClock.now + heartbeat
         while error == nil {
             guard !jobs.isEmpty else {
-                if startedAt != nil {
+                if finishing {
                     condition.wait()
                 } else if ContinuousClock.now < nextReport {
                     _ = condition.wait(until: Date(timeIntervalSinceNow: (nextReport - .now) / .seconds(1)))
                 } else {
-                    perform { try self.reportWaiting() }
+                    let started = startedAt != nil
+                    perform { try self.report(started: started) }
                     nextReport = .now + heartbeat
                 }
                 continue
             }
+            nextReport = .now + heartbeat  // every frame tells D that P is alive
             let job = jobs.removeFirst()
             switch job {
             case .started(let instant):
@@ -189,21 +178,24 @@ public final class KVSender: KVExportSink, @unchecked Sendable {
         }
     }
 
-    /// The request still waits in P's queue: tell D (each report must go out within the
-    /// timeout), after checking D has not given up meanwhile.
-    private func reportWaiting() throws {
+    /// P has sent D nothing for `heartbeat`: the request still waits in P's queue (then D
+    /// has not given up meanwhile, or it would have said so), or its prefill still runs. Each
+    /// report must go out within the timeout.
+    private func report(started: Bool) throws {
         control.deadline = .now + timeout
-        try control.throwIfPeerSpoke()
-        try control.send(.prefillWaiting, json: PDPrefillProgress(requestID: reservation.requestID))
+        if !started { try control.throwIfPeerSpoke() }  // after the start, ipc acks come this way
+        try control.send(started ? .prefillRunning : .prefillWaiting, json: PDPrefillProgress(requestID: reservation.requestID))
     }
 
     private func announceStart(at instant: ContinuousClock.Instant) throws {
-        control.deadline = instant + timeout
-        dataConnection?.deadline = instant + timeout
+        control.deadline = .now + timeout
         try control.send(.prefillStarted, json: PDPrefillProgress(requestID: reservation.requestID))
     }
 
     private func push(layer: Int, firstIndex: Int, blocks: [Int32]) throws -> Int {
+        // A D that takes no write for the timeout fails the transfer.
+        control.deadline = .now + timeout
+        dataConnection?.deadline = .now + timeout
         let end = firstIndex + blocks.count
         guard firstIndex >= reservation.cachedBlocks, end <= reservation.promptBlocks else {
             throw TransferError("blocks \(firstIndex)..<\(end) are outside the ones D asked for (\(reservation.cachedBlocks)..<\(reservation.promptBlocks))")
@@ -236,6 +228,7 @@ public final class KVSender: KVExportSink, @unchecked Sendable {
     /// for D's confirmation. Returns the seconds from the first byte sent to the last ack.
     public func finish(firstToken: PDFirstToken) throws -> Double {
         condition.lock()
+        finishing = true  // no more reports: the control connection is this thread's from here
         while (!jobs.isEmpty || busy) && error == nil { condition.wait() }
         let failure = error, frames = framesSent, blocks = blocksSent
         condition.unlock()
@@ -245,8 +238,12 @@ public final class KVSender: KVExportSink, @unchecked Sendable {
             throw TransferError("\(blocks) of \(expected) (layer, block) writes were sent")
         }
         let acks = dataConnection ?? control
-        for _ in 0..<frames { _ = try acks.expect(.ack, as: PDAck.self) }
+        for _ in 0..<frames {
+            acks.deadline = .now + timeout
+            _ = try acks.expect(.ack, as: PDAck.self)
+        }
         let seconds = firstByteAt.map { (ContinuousClock.now - $0).inSeconds } ?? 0
+        control.deadline = .now + timeout
         try control.send(.firstToken, json: firstToken)
         _ = try control.expect(.done, as: PDDone.self)
         stop()
@@ -268,7 +265,6 @@ public final class KVSender: KVExportSink, @unchecked Sendable {
 
     /// Returns once the worker writes nothing more (no copy under an ipc lease is under way).
     private func stopWorker() {
-        startContinuation.finish()
         condition.lock()
         error = error ?? TransferError("the transfer was cancelled")
         condition.broadcast()
@@ -278,7 +274,6 @@ public final class KVSender: KVExportSink, @unchecked Sendable {
     }
 
     private func stop() {
-        startContinuation.finish()
         condition.lock()
         error = error ?? TransferError("the transfer is over")
         condition.broadcast()

@@ -12,9 +12,10 @@ public enum PrefillTransfer {
     }
 
     /// `request` is the client's request as P's engine runs it (its id the PD request id);
-    /// only its first token is generated here. The handshake is bounded by `timeout`, and so is
-    /// the transfer from the start of the prefill (while the request waits in P's queue, D
-    /// hears that P is alive); a cancelled task aborts the leg (and D is told).
+    /// only its first token is generated here. Every wait on D is bounded by `timeout` (a D
+    /// that takes no write or answers nothing for that long fails the leg); P's own queue and
+    /// prefill are not (D hears meanwhile that P is alive). A cancelled task aborts the leg
+    /// (and D is told).
     public static func run(engine: ServingEngine, request: GenerationRequest, decode: PeerEndpoint,
                            transferProtocol: TransferProtocol, layout: KVLayoutDescription,
                            timeout: Duration) async throws -> Outcome {
@@ -35,18 +36,6 @@ public enum PrefillTransfer {
         let id = request.id
         // D gone or refusing writes: no point finishing the prefill.
         sender.whenWriteFails { engine.abort(requestID: id) }
-        // The deadline (from the prefill's start) and cancellation both end the engine request
-        // and the connections.
-        let watchdog = Task {
-            for await started in sender.prefillStart {
-                try? await Task.sleep(until: started + timeout, clock: .continuous)
-                if !Task.isCancelled {
-                    engine.abort(requestID: id)
-                    sender.cancel()
-                }
-            }
-        }
-        defer { watchdog.cancel() }
         do {
             let (first, statistics, promptLogprobs) = try await withTaskCancellationHandler {
                 try await firstToken(stream)
@@ -68,9 +57,7 @@ public enum PrefillTransfer {
         } catch {
             engine.abort(requestID: id)
             let writeFailure = sender.failure.flatMap { $0.peerFailed ? $0 : nil }
-            let reason: any Error = sender.deadlinePassed
-                ? TransferError("the PD transfer of request '\(id)' did not complete within \(timeout.inSeconds) s (--kv-transfer-timeout)")
-                : writeFailure ?? error
+            let reason: any Error = writeFailure ?? error
             _ = try? await blocking { sender.fail("\(reason)") }
             for await _ in stream {}  // the request has ended: its blocks are held for release
             engine.releaseExport(requestID: id)

@@ -259,9 +259,10 @@ public struct PDDone: Codable, Hashable, Sendable {
 }
 
 /// P → D on the PD-comm connection, after the reservation: `prefillWaiting` while the request
-/// waits in P's queue (repeated well within the transfer timeout, so D knows P is alive), then
-/// `prefillStarted` once P's engine runs its first prefill step. D's deadline for the KV and
-/// the first token counts from the start, not from the reservation.
+/// waits in P's queue, `prefillStarted` once P's engine runs its first prefill step, then
+/// `prefillRunning` whenever P has sent nothing else for a while (each well within the transfer
+/// timeout, so D knows P is alive): D's deadline bounds P's silence, not the queue or the
+/// prefill.
 public struct PDPrefillProgress: Codable, Hashable, Sendable {
     public var requestID: String
     public init(requestID: String) { self.requestID = requestID }

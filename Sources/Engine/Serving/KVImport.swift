@@ -21,9 +21,9 @@ public struct KVImportReservation: Sendable, Hashable {
     }
 }
 
-/// What a decode instance's reservation waits for. Each stage has `--kv-transfer-timeout` from
-/// its start: P's handshake from the reservation, then (P reporting while the request waits in
-/// its queue) the start of P's prefill, then the KV and the first token from that start.
+/// What a decode instance's reservation waits for; `--kv-transfer-timeout` bounds each wait for
+/// P's next word: its handshake from the reservation, then its reports while the request waits
+/// in P's queue, then (from the prefill's start) its KV writes and reports up to the first token.
 public enum ImportStage: Int, Comparable, Sendable {
     case prefillInstance, prefillStart, transfer
 
@@ -33,7 +33,7 @@ public enum ImportStage: Int, Comparable, Sendable {
         switch self {
         case .prefillInstance: ": no prefill instance took it up"
         case .prefillStart: ": the prefill instance stopped reporting while the request waited in its queue"
-        case .transfer: ", counted from the start of its prefill"
+        case .transfer: ": the prefill instance went silent during the prefill"
         }
     }
 }
@@ -97,8 +97,8 @@ extension ServingEngine {
         return (stream, reservation)
     }
 
-    /// The reservation now waits for `stage`: its deadline moves to the timeout from now (a
-    /// later stage is never taken back by an earlier one).
+    /// P was heard from, at `stage`: the deadline moves to the timeout from now (a later stage
+    /// is never taken back by an earlier one).
     public func renewImportDeadline(_ reservation: KVImportReservation, stage: ImportStage) {
         condition.lock()
         defer { condition.unlock() }
