@@ -16,10 +16,9 @@
 #                           [--input-lens 64,2048] [--output-len N] [--threads N]
 #                           [--kv-transfer-timeout SECONDS]
 #
-# --kv-transfer-timeout (default 600; api-server's own default is 30) bounds a PD transfer from
-# the start of its prefill (the wait in P's queue no longer counts): with one one-thread prefill
-# instance on a loaded machine a 2048-token prefill itself can take longer than 30 s (seen at
-# 30 s: 11 of 16 requests failed when the queue counted, 6 of 16 since, at load 6-8).
+# --kv-transfer-timeout (default 600; api-server's own default is 30) bounds how long P or D
+# may go silent during a PD transfer; P's queue and prefill no longer count (at 30 s: 11 of 16
+# requests failed when they did, 16 of 16 served since; BENCHMARKS.md).
 #
 # $BIN_DIR: a folder with router, api-server and tandem already built (default .build/release,
 # built when missing).
