@@ -36,7 +36,7 @@
 //                 Tokenization -> GGUF, Jinja
 //                 GGUF -> CKernels, SystemCalls
 //                 Jinja, CKernels, SystemCalls (no dependencies)
-//   tests:        TestSupport; GGUFTestSupport -> GGUF, CKernels
+//   tests:        TestSupport -> ModelStore; GGUFTestSupport -> GGUF, CKernels
 // The supervisor never links the inference core: it stays small and must not die.
 import PackageDescription
 
@@ -198,9 +198,10 @@ let package = Package(
         // serves /health and can be told to crash, hang, exit 78 or flood its log.
         .executableTarget(name: "tandem-test-worker", dependencies: ["SystemCalls"]),
 
-        // Helpers shared by the test targets: built products, child processes, ports and HTTP,
-        // waiting for a condition, comparisons with references.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // Helpers shared by the test targets: built products, child processes (api-server and
+        // other servers: APIServerProcess, PDInstance), ports and HTTP, waiting for a condition,
+        // comparisons with references.
+        .target(name: "TestSupport", dependencies: ["ModelStore"], path: "Tests/TestSupport"),
         // Writing GGUF files for tests: the writer, reference quantizers and random valid blocks.
         .target(name: "GGUFTestSupport", dependencies: ["GGUF", "CKernels", "SystemCalls"], path: "Tests/GGUFTestSupport"),
         .testTarget(name: "FleetPlanningTests", dependencies: ["FleetPlanning", "TestSupport", "SystemCalls"]),

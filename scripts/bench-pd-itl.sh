@@ -16,9 +16,9 @@
 #                           [--input-lens 64,2048] [--output-len N] [--threads N]
 #                           [--kv-transfer-timeout SECONDS]
 #
-# --kv-transfer-timeout (default 600; api-server's own default is 30) is how long D waits for
-# P's KV: with one prefill instance, a 2048-token prompt queued behind others on P waits longer
-# than 30 s on this machine, and D then fails it (seen: 11 of 16 requests failed at 30 s).
+# --kv-transfer-timeout (default 600; api-server's own default is 30) bounds how long P or D
+# may go silent during a PD transfer; P's queue and prefill no longer count (at 30 s: 11 of 16
+# requests failed when they did, 16 of 16 served since; BENCHMARKS.md).
 #
 # $BIN_DIR: a folder with router, api-server and tandem already built (default .build/release,
 # built when missing).

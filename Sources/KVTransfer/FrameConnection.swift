@@ -129,6 +129,16 @@ final class FrameConnection {
         return try receivePayload(header, as: type)
     }
 
+    /// For a connection the peer only writes to in answer: throws if it sent anything (its
+    /// `failure` as its message) or closed; returns at once otherwise.
+    func throwIfPeerSpoke() throws {
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&entry, 1, 0) > 0 else { return }
+        guard let header = try receiveHeader() else { throw TransferError("\(peer) closed the connection", peerFailed: true) }
+        if header.kind == .failure { throw TransferError(try receivePayload(header, as: PDFailure.self).message, peerFailed: true) }
+        throw TransferError("unexpected \(header.kind) frame from \(peer)")
+    }
+
     /// Fills `buffer`; false only if `allowEOF` and the peer closed before the first byte.
     /// `tick` runs every 200 ms of waiting (to notice a request that ended meanwhile).
     @discardableResult

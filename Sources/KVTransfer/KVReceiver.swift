@@ -21,6 +21,8 @@ public final class KVReceiver: Sendable {
     public let protocols: [TransferProtocol]
     let timeout: Duration
     private let expected = Mutex<[String: Expectation]>([:])
+    /// Leases on D's shared-memory blocks for ipc peers (`IPCLeaseTable`).
+    private let leases: Result<IPCLeaseTable, TransferError>
     private let arrived = NSCondition()
 
     /// One reservation and what has been verified in it.
@@ -46,6 +48,9 @@ public final class KVReceiver: Sendable {
         self.layout = layout
         self.protocols = protocols
         self.timeout = timeout
+        do { leases = .success(try IPCLeaseTable(slots: engine.cacheLayout.numBlocks)) } catch {
+            leases = .failure(error as? TransferError ?? TransferError("\(error)"))
+        }
     }
 
     /// Serves connections on a listening socket (the held PD-comm or cache-queue port) on a
@@ -134,23 +139,33 @@ public final class KVReceiver: Sendable {
             return try refuse("the decode instance does not accept transfer protocol \(hello.transferProtocol.rawValue) (it offers \(protocols.map(\.rawValue).joined(separator: ",")))")
         }
         let isIPC = hello.transferProtocol == .ipc
-        let region = isIPC ? engine.sharedKVMemory.map {
-            IPCRegion(path: $0.path, instanceID: $0.instanceID, byteCount: $0.byteCount, numBlocks: engine.cacheLayout.numBlocks)
-        } : nil
-        if isIPC && region == nil {
-            return try refuse("the decode instance's KV cache is not in shared memory (start it with ipc in --cache-transfer-protocol)")
+        var region: IPCRegion?
+        if isIPC {
+            guard let memory = engine.sharedKVMemory else {
+                return try refuse("the decode instance's KV cache is not in shared memory (start it with ipc in --cache-transfer-protocol)")
+            }
+            let leases: IPCLeaseTable
+            switch self.leases {
+            case .success(let table): leases = table
+            case .failure(let error): return try refuse("the decode instance cannot lend its blocks over ipc: \(error)")
+            }
+            guard let lease = leases.grant() else { return try refuse("the decode instance has no ipc lease slot free") }
+            region = IPCRegion(path: memory.path, instanceID: memory.instanceID, byteCount: memory.byteCount,
+                               numBlocks: engine.cacheLayout.numBlocks, lease: lease)
         }
         guard engine.pinImport(reservation) else {
+            if case .success(let leases) = leases, let lease = region?.lease { leases.revoke(lease) }
             try connection.send(.failure, json: PDFailure(requestID: id, message: KVImportError.notAwaiting(id).description))
             return
         }
-        // An ipc peer may be writing into the blocks until it closes the connection: they stay
-        // pinned until then, whatever happens to the request.
+        // An ipc peer may write into the blocks until its lease is revoked: they stay pinned
+        // until then, whatever happens to the request.
         defer {
-            if isIPC { waitForClose(connection) }
+            if case .success(let leases) = leases, let lease = region?.lease { leases.revoke(lease) }
             engine.unpinImport(reservation)
         }
         expectation.handshaken.withLock { $0 = true }
+        engine.renewImportDeadline(reservation, stage: .prefillStart)  // P queues the request now
         try connection.send(.reservation, json: PDReservation(
             requestID: id, blockIDs: reservation.blockTable, cachedBlocks: reservation.cachedBlocks,
             promptBlocks: reservation.promptBlocks, bytesPerLayerBlock: engine.cacheLayout.bytesPerLayerBlock, ipc: region))
@@ -162,21 +177,31 @@ public final class KVReceiver: Sendable {
         }
     }
 
+    /// Throws once the reservation no longer waits (it ended: aborted or timed out); else keeps
+    /// `connection`'s deadline a second past the reservation's, which its stages move on.
+    private func follow(_ reservation: KVImportReservation, on connection: FrameConnection) throws {
+        guard let deadline = engine.importDeadline(reservation) else {
+            throw TransferError("request '\(reservation.requestID)' ended on the decode instance (aborted or timed out)")
+        }
+        connection.deadline = deadline + .seconds(1)
+    }
+
     private func controlLoop(_ connection: FrameConnection, _ expectation: Expectation, ipc: Bool) throws {
         let reservation = expectation.reservation
-        let tick = { [engine] in
-            guard engine.isAwaitingImport(reservation) else {
-                throw TransferError("request '\(reservation.requestID)' ended on the decode instance (aborted or timed out)")
-            }
-        }
+        let tick = { try self.follow(reservation, on: connection) }
         while true {
+            try tick()
             guard let header = try connection.receiveHeader(tick: tick) else {
                 throw TransferError("the prefill instance closed the connection before handing over the first token")
             }
             switch header.kind {
+            case .prefillWaiting, .prefillStarted, .prefillRunning:
+                _ = try connection.receivePayload(header, as: PDPrefillProgress.self)
+                engine.renewImportDeadline(reservation, stage: header.kind == .prefillWaiting ? .prefillStart : .transfer)
             case .kvWritten where ipc:
                 let write = try KVWriteHeader(decoding: try connection.receiveBytes(header.length))
                 try verify(write, expectation)
+                engine.renewImportDeadline(reservation, stage: .transfer)
                 try connection.send(.ack, json: PDAck(layer: write.layer, blocks: write.blockIDs.count))
             case .firstToken:
                 let first = try connection.receivePayload(header, as: PDFirstToken.self)
@@ -186,7 +211,11 @@ public final class KVReceiver: Sendable {
                 }
                 let token = SampledToken(token: first.token, logprob: first.logprob,
                                          topLogprobs: first.topLogprobs.map { TokenLogprob(token: $0.token, logprob: $0.logprob) })
-                try engine.completeImport(reservation, firstToken: token)
+                let promptLogprobs = first.promptLogprobs?.map { entry in
+                    entry.map { PromptTokenLogprob(token: $0.token, logprob: $0.logprob,
+                                                   topLogprobs: $0.topLogprobs.map { TokenLogprob(token: $0.token, logprob: $0.logprob) }) }
+                }
+                try engine.completeImport(reservation, firstToken: token, promptLogprobs: promptLogprobs)
                 try connection.send(.done, json: PDDone(requestID: reservation.requestID))
                 return
             case .failure:
@@ -196,12 +225,6 @@ public final class KVReceiver: Sendable {
                 throw TransferError("unexpected \(header.kind) frame on the PD-comm connection")
             }
         }
-    }
-
-    /// Blocks until the ipc peer closes its connection (it may still be copying until then).
-    private func waitForClose(_ connection: FrameConnection) {
-        connection.deadline = .now + .seconds(365 * 24 * 3600)
-        while let header = try? connection.receiveHeader(), (try? connection.receiveBytes(header.length)) != nil {}
     }
 
     /// Checks a write's block ids, lengths and checksum against D's blocks; records it.
@@ -239,9 +262,7 @@ public final class KVReceiver: Sendable {
         let reservation = expectation.reservation
         guard engine.pinImport(reservation) else { throw TransferError(KVImportError.notAwaiting(id).description) }
         defer { engine.unpinImport(reservation) }
-        let tick = { [engine] in
-            guard engine.isAwaitingImport(reservation) else { throw TransferError("request '\(id)' ended on the decode instance") }
-        }
+        let tick = { try self.follow(reservation, on: connection) }
         do {
             while let header = try connection.receiveHeader(tick: tick) {
                 try tick()  // a request that ended takes no more writes, even from a busy peer
@@ -261,6 +282,7 @@ public final class KVReceiver: Sendable {
                     try connection.receive(into: engine.importDestination(layer: write.layer, block: block), allowEOF: false, tick: nil)
                 }
                 try verify(write, expectation)
+                engine.renewImportDeadline(reservation, stage: .transfer)
                 try connection.send(.ack, json: PDAck(layer: write.layer, blocks: write.blockIDs.count))
             }
         } catch {

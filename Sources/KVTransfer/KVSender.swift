@@ -6,25 +6,38 @@ import Glibc
 #endif
 
 /// The prefill instance P's side of one request's transfer: handshake and reservation on D's
-/// PD-comm port, then each layer's blocks as the engine completes them (`KVExportSink`),
-/// pushed by a thread of its own while the engine computes the next layer: over tcp to D's
-/// cache-queue port, or over ipc copied straight into D's shared-memory blocks. `finish`
-/// waits for every write to be acknowledged, hands over the first token and waits for D's
+/// PD-comm port; while the request waits in P's queue, `prefillWaiting` every `heartbeat`; then
+/// `prefillStarted` and each layer's blocks as the engine completes them (`KVExportSink`),
+/// pushed by a thread of its own while the engine goes on computing: over tcp to D's
+/// cache-queue port, or over ipc copied straight into D's shared-memory blocks; and
+/// `prefillRunning` whenever P has sent nothing for `heartbeat`. D's deadline is a bound on
+/// P's silence, not on the queue or the prefill. The engine never waits for a push: a D that
+/// takes no write (or ack) for `timeout` fails this request's transfer only. `finish` waits
+/// for every write to be acknowledged, hands over the first token and waits for D's
 /// confirmation.
 public final class KVSender: KVExportSink, @unchecked Sendable {
-    // @unchecked Sendable: the job queue, counters and error are only touched while holding
-    // `condition`; the connections are used by one thread at a time (the worker writes, the
-    // leg's thread reads acknowledgements only after the worker has drained).
+    // @unchecked Sendable: the job queue, counters, start and error are only touched while
+    // holding `condition`; the connections are used by one thread at a time (the worker writes,
+    // the leg's thread reads acknowledgements only after the worker has drained).
 
     public let reservation: PDReservation
     public let transferProtocol: TransferProtocol
     private let engine: ServingEngine
     private let layers: Int
+    private let timeout: Duration
+    private let heartbeat: Duration
     private let control: FrameConnection
     private let dataConnection: FrameConnection?
     private let mapping: IPCMapping?
     private let condition = NSCondition()
-    private var jobs: [(layer: Int, firstIndex: Int, blocks: [Int32])] = []
+    private enum Job {
+        case started(ContinuousClock.Instant)
+        case layer(Int, firstIndex: Int, blocks: [Int32])
+    }
+    private var jobs: [Job] = []
+    private var startedAt: ContinuousClock.Instant?
+    /// `finish` has begun: the worker sends no more reports.
+    private var finishing = false
     private var busy = false
     private var error: TransferError?
     private var framesSent = 0
@@ -35,11 +48,15 @@ public final class KVSender: KVExportSink, @unchecked Sendable {
     private var firstByteAt: ContinuousClock.Instant?
     private var lastByteAt: ContinuousClock.Instant?
 
-    /// Connects to D and obtains its block reservation (throws D's refusal as is).
-    public init(engine: ServingEngine, hello: PDHello, decode: PeerEndpoint, deadline: ContinuousClock.Instant) throws {
+    /// Connects to D and obtains its block reservation (throws D's refusal as is), all within
+    /// `timeout`, which then bounds the transfer from the prefill's start.
+    public init(engine: ServingEngine, hello: PDHello, decode: PeerEndpoint, timeout: Duration) throws {
         self.engine = engine
+        self.timeout = timeout
+        heartbeat = min(.seconds(1), timeout / 4)
         layers = hello.layout.layers
         transferProtocol = hello.transferProtocol
+        let deadline = ContinuousClock.now + timeout
         guard let pdCommPort = decode.pdCommPort else {
             throw TransferError("the decode instance \(decode.url) has no pd_comm_port in disaggregate_info")
         }
@@ -82,18 +99,24 @@ public final class KVSender: KVExportSink, @unchecked Sendable {
         return error
     }
 
-    // MARK: KVExportSink (engine thread)
+    // MARK: KVExportSink (engine thread; never blocks)
 
-    public func layerReady(_ layer: Int, firstBlockIndex: Int, blocks: [Int32]) {
+    public func prefillStarting() {
+        let now = ContinuousClock.now
         condition.lock()
-        jobs.append((layer, firstBlockIndex, blocks))
-        condition.broadcast()
+        let first = startedAt == nil
+        if first {
+            startedAt = now
+            jobs.append(.started(now))
+            condition.broadcast()
+        }
         condition.unlock()
     }
 
-    public func stepDone() {
+    public func layerReady(_ layer: Int, firstBlockIndex: Int, blocks: [Int32]) {
         condition.lock()
-        while (!jobs.isEmpty && error == nil) || busy { condition.wait() }
+        jobs.append(.layer(layer, firstIndex: firstBlockIndex, blocks: blocks))
+        condition.broadcast()
         condition.unlock()
     }
 
@@ -101,34 +124,78 @@ public final class KVSender: KVExportSink, @unchecked Sendable {
 
     private func work() {
         condition.lock()
-        while true {
-            while jobs.isEmpty && error == nil { condition.wait() }
-            if error != nil { break }
-            let job = jobs.removeFirst()
-            busy = true
-            condition.unlock()
-            let outcome = Result { try push(layer: job.layer, firstIndex: job.firstIndex, blocks: job.blocks) }
-            condition.lock()
-            busy = false
-            switch outcome {
-            case .success(let bytes):
-                framesSent += 1
-                blocksSent += job.blocks.count
-                bytesSent += bytes
-            case .failure(let failure):
-                if error == nil, let onFailure {
-                    self.onFailure = nil
-                    DispatchQueue.global().async { onFailure() }
+        var nextReport = ContinuousClock.now + heartbeat
+        while error == nil {
+            guard !jobs.isEmpty else {
+                if finishing {
+                    condition.wait()
+                } else if ContinuousClock.now < nextReport {
+                    _ = condition.wait(until: Date(timeIntervalSinceNow: (nextReport - .now) / .seconds(1)))
+                } else {
+                    let started = startedAt != nil
+                    perform { try self.report(started: started) }
+                    nextReport = .now + heartbeat
                 }
-                error = error ?? (failure as? TransferError ?? TransferError("\(failure)"))
+                continue
             }
-            condition.broadcast()
+            nextReport = .now + heartbeat  // every frame tells D that P is alive
+            let job = jobs.removeFirst()
+            switch job {
+            case .started(let instant):
+                perform { try self.announceStart(at: instant) }
+            case .layer(let layer, let firstIndex, let blocks):
+                if let bytes = perform({ try self.push(layer: layer, firstIndex: firstIndex, blocks: blocks) }) {
+                    framesSent += 1
+                    blocksSent += blocks.count
+                    bytesSent += bytes
+                }
+            }
         }
         condition.broadcast()
         condition.unlock()
     }
 
+    /// Runs `body` without the lock (lock held on entry and exit), marked busy; a failure
+    /// becomes the transfer's error (the first one calls `onFailure`).
+    @discardableResult
+    private func perform<T>(_ body: () throws -> T) -> T? {
+        busy = true
+        condition.unlock()
+        let outcome = Result { try body() }
+        condition.lock()
+        busy = false
+        defer { condition.broadcast() }
+        switch outcome {
+        case .success(let value):
+            return value
+        case .failure(let failure):
+            if error == nil, let onFailure {
+                self.onFailure = nil
+                DispatchQueue.global().async { onFailure() }
+            }
+            error = error ?? (failure as? TransferError ?? TransferError("\(failure)"))
+            return nil
+        }
+    }
+
+    /// P has sent D nothing for `heartbeat`: the request still waits in P's queue (then D
+    /// has not given up meanwhile, or it would have said so), or its prefill still runs. Each
+    /// report must go out within the timeout.
+    private func report(started: Bool) throws {
+        control.deadline = .now + timeout
+        if !started { try control.throwIfPeerSpoke() }  // after the start, ipc acks come this way
+        try control.send(started ? .prefillRunning : .prefillWaiting, json: PDPrefillProgress(requestID: reservation.requestID))
+    }
+
+    private func announceStart(at instant: ContinuousClock.Instant) throws {
+        control.deadline = .now + timeout
+        try control.send(.prefillStarted, json: PDPrefillProgress(requestID: reservation.requestID))
+    }
+
     private func push(layer: Int, firstIndex: Int, blocks: [Int32]) throws -> Int {
+        // A D that takes no write for the timeout fails the transfer.
+        control.deadline = .now + timeout
+        dataConnection?.deadline = .now + timeout
         let end = firstIndex + blocks.count
         guard firstIndex >= reservation.cachedBlocks, end <= reservation.promptBlocks else {
             throw TransferError("blocks \(firstIndex)..<\(end) are outside the ones D asked for (\(reservation.cachedBlocks)..<\(reservation.promptBlocks))")
@@ -138,10 +205,12 @@ public final class KVSender: KVExportSink, @unchecked Sendable {
         if firstByteAt == nil { firstByteAt = .now }
         defer { lastByteAt = .now }
         var sum = KVChecksum()
-        if let mapping {
-            for (source, destination) in zip(sources, destinations) {
-                sum.add(source)
-                try mapping.write(source, layer: layer, block: destination, bytesPerBlock: reservation.bytesPerLayerBlock)
+        if let mapping, let lease = reservation.ipc?.lease {
+            try mapping.underLease(lease, deadline: control.deadline) {
+                for (source, destination) in zip(sources, destinations) {
+                    sum.add(source)
+                    try mapping.write(source, layer: layer, block: destination, bytesPerBlock: reservation.bytesPerLayerBlock)
+                }
             }
             let header = KVWriteHeader(layer: layer, blockIDs: destinations, bytesPerBlock: reservation.bytesPerLayerBlock, checksum: sum.value)
             try control.send(.kvWritten, payload: header.bytes)
@@ -159,6 +228,7 @@ public final class KVSender: KVExportSink, @unchecked Sendable {
     /// for D's confirmation. Returns the seconds from the first byte sent to the last ack.
     public func finish(firstToken: PDFirstToken) throws -> Double {
         condition.lock()
+        finishing = true  // no more reports: the control connection is this thread's from here
         while (!jobs.isEmpty || busy) && error == nil { condition.wait() }
         let failure = error, frames = framesSent, blocks = blocksSent
         condition.unlock()
@@ -168,8 +238,12 @@ public final class KVSender: KVExportSink, @unchecked Sendable {
             throw TransferError("\(blocks) of \(expected) (layer, block) writes were sent")
         }
         let acks = dataConnection ?? control
-        for _ in 0..<frames { _ = try acks.expect(.ack, as: PDAck.self) }
+        for _ in 0..<frames {
+            acks.deadline = .now + timeout
+            _ = try acks.expect(.ack, as: PDAck.self)
+        }
         let seconds = firstByteAt.map { (ContinuousClock.now - $0).inSeconds } ?? 0
+        control.deadline = .now + timeout
         try control.send(.firstToken, json: firstToken)
         _ = try control.expect(.done, as: PDDone.self)
         stop()
@@ -189,8 +263,7 @@ public final class KVSender: KVExportSink, @unchecked Sendable {
         shutdown(control.fd, Int32(SHUT_RDWR))
     }
 
-    /// Returns once the worker writes nothing more. Over ipc D keeps the blocks until the
-    /// control connection closes, so that must not happen while the worker still copies.
+    /// Returns once the worker writes nothing more (no copy under an ipc lease is under way).
     private func stopWorker() {
         condition.lock()
         error = error ?? TransferError("the transfer was cancelled")
@@ -215,6 +288,8 @@ final class IPCMapping: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
     let byteCount: Int
     let numBlocks: Int
+    /// D's lease file (one per D instance, like the mapping).
+    private let leaseDescriptor: Int32
 
     private static let cache = NSLock()
     nonisolated(unsafe) private static var mappings: [(id: String, mapping: IPCMapping)] = []
@@ -234,15 +309,40 @@ final class IPCMapping: @unchecked Sendable {
         let fd = open(region.path, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { throw TransferError("cannot open the decode instance's shared KV cache \(region.path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
+        let leaseFD = open(region.lease.path, O_RDWR | O_CLOEXEC)
+        guard leaseFD >= 0 else {
+            throw TransferError("cannot open the decode instance's ipc lease file \(region.lease.path): \(String(cString: strerror(errno)))")
+        }
         guard let mapped = mmap(nil, region.byteCount, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), mapped != MAP_FAILED else {
+            close(leaseFD)
             throw TransferError("cannot map the decode instance's shared KV cache: \(String(cString: strerror(errno)))")
         }
         base = mapped
         byteCount = region.byteCount
         numBlocks = region.numBlocks
+        leaseDescriptor = leaseFD
     }
 
-    deinit { munmap(base, byteCount) }
+    deinit {
+        munmap(base, byteCount)
+        close(leaseDescriptor)
+    }
+
+    /// Runs `copy` holding `lease`'s lock, if D has not revoked the lease (`IPCLeaseTable`).
+    func underLease(_ lease: IPCLease, deadline: ContinuousClock.Instant, _ copy: () throws -> Void) throws {
+        // D holds the lock only for the moment it takes to revoke.
+        while !IPCLeaseLock.lock(slot: lease.slot, fd: leaseDescriptor, wait: false) {
+            guard errno == EAGAIN || errno == EACCES, ContinuousClock.now < deadline else {
+                throw TransferError("cannot lock the ipc lease of the decode instance's blocks: \(String(cString: strerror(errno)))")
+            }
+            usleep(500)
+        }
+        defer { IPCLeaseLock.unlock(slot: lease.slot, fd: leaseDescriptor) }
+        guard IPCLeaseLock.read(slot: lease.slot, fd: leaseDescriptor) == lease.generation else {
+            throw TransferError("the decode instance took its blocks back (the request ended there)", peerFailed: true)
+        }
+        try copy()
+    }
 
     func write(_ source: UnsafeRawBufferPointer, layer: Int, block: Int32, bytesPerBlock: Int) throws {
         let offset = (layer * numBlocks + Int(block)) * bytesPerBlock

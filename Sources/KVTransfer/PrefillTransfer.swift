@@ -12,19 +12,20 @@ public enum PrefillTransfer {
     }
 
     /// `request` is the client's request as P's engine runs it (its id the PD request id);
-    /// only its first token is generated here. Everything is bounded by `timeout`; a cancelled
-    /// task aborts the leg (and D is told).
+    /// only its first token is generated here. Every wait on D is bounded by `timeout` (a D
+    /// that takes no write or answers nothing for that long fails the leg); P's own queue and
+    /// prefill are not (D hears meanwhile that P is alive). A cancelled task aborts the leg
+    /// (and D is told).
     public static func run(engine: ServingEngine, request: GenerationRequest, decode: PeerEndpoint,
                            transferProtocol: TransferProtocol, layout: KVLayoutDescription,
                            timeout: Duration) async throws -> Outcome {
-        let deadline = ContinuousClock.now + timeout
         var request = request
         request.maxTokens = 1
         request.ignoreEOS = true  // D applies the client's stop rules to the first token
         request.stopTokenIDs = []
         let hello = PDHello(requestID: request.id, layout: layout, promptTokens: request.promptTokens.count,
                             promptHash: PDHello.hash(tokens: request.promptTokens), transferProtocol: transferProtocol)
-        let sender = try await blocking { try KVSender(engine: engine, hello: hello, decode: decode, deadline: deadline) }
+        let sender = try await blocking { try KVSender(engine: engine, hello: hello, decode: decode, timeout: timeout) }
         let stream: AsyncStream<GenerationEvent>
         do {
             stream = try engine.submitExport(request, firstBlock: sender.reservation.cachedBlocks, sink: sender)
@@ -35,24 +36,19 @@ public enum PrefillTransfer {
         let id = request.id
         // D gone or refusing writes: no point finishing the prefill.
         sender.whenWriteFails { engine.abort(requestID: id) }
-        // The deadline and cancellation both end the engine request and the connections.
-        let watchdog = Task {
-            try? await Task.sleep(until: deadline, clock: .continuous)
-            if !Task.isCancelled {
-                engine.abort(requestID: id)
-                sender.cancel()
-            }
-        }
-        defer { watchdog.cancel() }
         do {
-            let (first, statistics) = try await withTaskCancellationHandler {
+            let (first, statistics, promptLogprobs) = try await withTaskCancellationHandler {
                 try await firstToken(stream)
             } onCancel: {
                 engine.abort(requestID: id)
             }
             defer { engine.releaseExport(requestID: id) }
-            let message = PDFirstToken(requestID: id, token: first.token, logprob: first.logprob,
-                                       topLogprobs: first.topLogprobs.map { .init(token: $0.token, logprob: $0.logprob) })
+            let message = PDFirstToken(
+                requestID: id, token: first.token, logprob: first.logprob,
+                topLogprobs: first.topLogprobs.map { .init(token: $0.token, logprob: $0.logprob) },
+                promptLogprobs: promptLogprobs?.map { entry in
+                    entry.map { .init(token: $0.token, logprob: $0.logprob, topLogprobs: $0.topLogprobs.map { .init(token: $0.token, logprob: $0.logprob) }) }
+                })
             let seconds = try await blocking { try sender.finish(firstToken: message) }
             let blocks = sender.reservation.blocksToSend.count
             return Outcome(result: PrefillLegResult(
@@ -61,9 +57,7 @@ public enum PrefillTransfer {
         } catch {
             engine.abort(requestID: id)
             let writeFailure = sender.failure.flatMap { $0.peerFailed ? $0 : nil }
-            let reason: any Error = ContinuousClock.now >= deadline
-                ? TransferError("the PD transfer of request '\(id)' did not complete within \(timeout.inSeconds) s (--kv-transfer-timeout)")
-                : writeFailure ?? error
+            let reason: any Error = writeFailure ?? error
             _ = try? await blocking { sender.fail("\(reason)") }
             for await _ in stream {}  // the request has ended: its blocks are held for release
             engine.releaseExport(requestID: id)
@@ -71,17 +65,20 @@ public enum PrefillTransfer {
         }
     }
 
-    /// The first token from P's engine stream (which then finishes).
-    private static func firstToken(_ stream: AsyncStream<GenerationEvent>) async throws -> (SampledToken, RequestStatistics) {
+    /// The first token from P's engine stream (which then finishes), and the prompt logprobs
+    /// when the request asked for them.
+    private static func firstToken(_ stream: AsyncStream<GenerationEvent>) async throws
+        -> (SampledToken, RequestStatistics, [PromptTokenLogprob?]?) {
         var token: SampledToken?
+        var promptLogprobs: [PromptTokenLogprob?]?
         for await event in stream {
             switch event {
             case .token(let sampled): token = sampled
             case .finished(let reason, let statistics):
                 guard let token else { throw TransferError("the prefill ended without a first token (\(reason.rawValue))") }
-                return (token, statistics)
+                return (token, statistics, promptLogprobs)
             case .failed(let message): throw TransferError("the prefill failed: \(message)")
-            case .promptLogprobs: break
+            case .promptLogprobs(let logprobs): promptLogprobs = logprobs
             }
         }
         throw TransferError("the prefill was aborted")

@@ -6,12 +6,13 @@
 public struct PDFrameHeader: Hashable, Sendable {
     public static let size = 16
     public static let magic: UInt32 = 0x4450_4B54  // "TKPD" read as little-endian
-    public static let version: UInt8 = 1
+    /// 2: `prefillWaiting`, `prefillStarted` and `prefillRunning` (D's deadline bounds P's silence).
+    public static let version: UInt8 = 2
     /// Larger payloads are refused (no frame may make a peer allocate without limit).
     public static let maxControlPayload = 1 << 24
 
     public enum Kind: UInt8, Sendable, CaseIterable {
-        case hello = 1, reservation, failure, attach, kvData, kvWritten, ack, firstToken, done
+        case hello = 1, reservation, failure, attach, kvData, kvWritten, ack, firstToken, done, prefillWaiting, prefillStarted, prefillRunning
     }
 
     public var kind: Kind

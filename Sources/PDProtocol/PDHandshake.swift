@@ -128,24 +128,43 @@ public struct IPCRegion: Codable, Hashable, Sendable {
     public var instanceID: String
     public var byteCount: Int
     public var numBlocks: Int
+    /// Under which P may write this reservation's blocks (until D revokes it).
+    public var lease: IPCLease
 
-    public init(path: String, instanceID: String, byteCount: Int, numBlocks: Int) {
+    public init(path: String, instanceID: String, byteCount: Int, numBlocks: Int, lease: IPCLease) {
         self.path = path
         self.instanceID = instanceID
         self.byteCount = byteCount
         self.numBlocks = numBlocks
+        self.lease = lease
     }
 
     enum CodingKeys: String, CodingKey {
-        case path
+        case path, lease
         case instanceID = "instance_id"
         case byteCount = "byte_count"
         case numBlocks = "num_blocks"
     }
 }
 
+/// One reservation's slot in D's lease file: P copies into D's blocks only while holding the
+/// slot's lock and while the slot still holds `generation` (D writes 0 to take the blocks back).
+public struct IPCLease: Codable, Hashable, Sendable {
+    /// A path P can open (`/proc/<pid>/fd/<fd>` of D's lease file).
+    public var path: String
+    public var slot: Int
+    public var generation: UInt64
+
+    public init(path: String, slot: Int, generation: UInt64) {
+        self.path = path
+        self.slot = slot
+        self.generation = generation
+    }
+}
+
 /// P → D after every block is acknowledged: the first generated token, with its logprobs
-/// when the request asked for them.
+/// when the request asked for them, and the prompt's logprobs when it asked for those (echo
+/// with logprobs: P computed every prompt position).
 public struct PDFirstToken: Codable, Hashable, Sendable {
     public struct Alternative: Codable, Hashable, Sendable {
         public var token: Int32
@@ -156,22 +175,44 @@ public struct PDFirstToken: Codable, Hashable, Sendable {
         }
     }
 
+    /// One prompt token's logprob and its top alternatives.
+    public struct PromptLogprob: Codable, Hashable, Sendable {
+        public var token: Int32
+        public var logprob: Float
+        public var topLogprobs: [Alternative]
+        public init(token: Int32, logprob: Float, topLogprobs: [Alternative]) {
+            self.token = token
+            self.logprob = logprob
+            self.topLogprobs = topLogprobs
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case token, logprob
+            case topLogprobs = "top_logprobs"
+        }
+    }
+
     public var requestID: String
     public var token: Int32
     public var logprob: Float?
     public var topLogprobs: [Alternative]
+    /// One entry per prompt token (the first, which nothing predicts, is null).
+    public var promptLogprobs: [PromptLogprob?]?
 
-    public init(requestID: String, token: Int32, logprob: Float?, topLogprobs: [Alternative]) {
+    public init(requestID: String, token: Int32, logprob: Float?, topLogprobs: [Alternative],
+                promptLogprobs: [PromptLogprob?]? = nil) {
         self.requestID = requestID
         self.token = token
         self.logprob = logprob
         self.topLogprobs = topLogprobs
+        self.promptLogprobs = promptLogprobs
     }
 
     enum CodingKeys: String, CodingKey {
         case token, logprob
         case requestID = "request_id"
         case topLogprobs = "top_logprobs"
+        case promptLogprobs = "prompt_logprobs"
     }
 }
 
@@ -212,6 +253,17 @@ public struct PDAck: Codable, Hashable, Sendable {
 
 /// D → P: the first token is in; D decodes from here. P may free its blocks.
 public struct PDDone: Codable, Hashable, Sendable {
+    public var requestID: String
+    public init(requestID: String) { self.requestID = requestID }
+    enum CodingKeys: String, CodingKey { case requestID = "request_id" }
+}
+
+/// P → D on the PD-comm connection, after the reservation: `prefillWaiting` while the request
+/// waits in P's queue, `prefillStarted` once P's engine runs its first prefill step, then
+/// `prefillRunning` whenever P has sent nothing else for a while (each well within the transfer
+/// timeout, so D knows P is alive): D's deadline bounds P's silence, not the queue or the
+/// prefill.
+public struct PDPrefillProgress: Codable, Hashable, Sendable {
     public var requestID: String
     public init(requestID: String) { self.requestID = requestID }
     enum CodingKeys: String, CodingKey { case requestID = "request_id" }

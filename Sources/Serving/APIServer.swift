@@ -105,7 +105,7 @@ public struct APIServer: AsyncParsableCommand {
     @Option(help: ArgumentHelp("KV transfer protocols in order of preference, comma separated: ipc (shared memory, same host), tcp (the cache-queue port), rdma (refused where no RDMA device exists).", valueName: "list"))
     var cacheTransferProtocol = "ipc,tcp"
 
-    @Option(help: "Seconds a prefill-decode transfer may take (reservation to first token) before both sides free its blocks.")
+    @Option(help: "Seconds the other side of a prefill-decode transfer may stay silent (the prefill instance reports while the request waits in its queue and while it prefills) before both sides free its blocks.")
     var kvTransferTimeout: Double = 30
 
     @Option(help: "Ports reserved for RDMA KV transfer, comma separated (one per device); held open.")

@@ -124,10 +124,10 @@ struct BenchKVTransferCommand: ParsableCommand {
         do {
             // In a scope of its own: the sender's connections close when it goes, and over ipc
             // D frees the blocks only then.
-            let sender = try KVSender(engine: prefill, hello: hello, decode: endpoint, deadline: .now + .seconds(120))
+            let sender = try KVSender(engine: prefill, hello: hello, decode: endpoint, timeout: .seconds(120))
             let ids = (0..<Int32(sender.reservation.promptBlocks)).map { $0 }
+            sender.prefillStarting()
             for layer in 0..<layout.layers { sender.layerReady(layer, firstBlockIndex: 0, blocks: ids) }
-            sender.stepDone()
             _ = try sender.finish(firstToken: PDFirstToken(requestID: id, token: 300, logprob: nil, topLogprobs: []))
         }
         let seconds = (ContinuousClock.now - start).inSeconds

@@ -25,7 +25,7 @@ struct PDMessageTests {
         }
         bytes = PDFrameHeader(kind: .hello, length: 3).bytes
         bytes[4] = 9
-        #expect(throws: PDFrameHeader.DecodingError(description: "PD frame version 9 is not supported (this side speaks 1)")) {
+        #expect(throws: PDFrameHeader.DecodingError(description: "PD frame version 9 is not supported (this side speaks 2)")) {
             try PDFrameHeader(decoding: bytes)
         }
         bytes = PDFrameHeader(kind: .hello, length: 3).bytes
@@ -57,7 +57,8 @@ struct PDMessageTests {
         #expect(try JSONDecoder().decode(PDHello.self, from: Data(json.utf8)) == hello)
 
         let reservation = PDReservation(requestID: "r1", blockIDs: [4, 9, 2], cachedBlocks: 1, promptBlocks: 2, bytesPerLayerBlock: 24576,
-                                        ipc: IPCRegion(path: "/proc/1/fd/3", instanceID: "x", byteCount: 100, numBlocks: 8))
+                                        ipc: IPCRegion(path: "/proc/1/fd/3", instanceID: "x", byteCount: 100, numBlocks: 8,
+                                                       lease: IPCLease(path: "/proc/1/fd/4", slot: 2, generation: 7)))
         #expect(Array(reservation.blocksToSend) == [9])
         #expect(try JSONDecoder().decode(PDReservation.self, from: JSONEncoder().encode(reservation)) == reservation)
         let first = PDFirstToken(requestID: "r1", token: 42, logprob: -0.25, topLogprobs: [.init(token: 42, logprob: -0.25), .init(token: 7, logprob: -2)])

@@ -25,13 +25,8 @@ struct PDRouterTests {
 
     /// A prefill or decode instance with every PD port, and the URL the router is given for it.
     static func instance(_ role: String, protocols: String) throws -> (APIServerProcess, String) {
-        let ports = try freeLoopbackPorts(3)
-        let server = try APIServerProcess(["--threads", "1", "--splitwise-role", role, "--cache-transfer-protocol", protocols,
-                                           "--engine-worker-queue-port", String(ports[0]), "--pd-comm-port", String(ports[1]),
-                                           "--cache-queue-port", String(ports[2])])
-        let url = "http://127.0.0.1:\(server.port)?engine_worker_queue_port=\(ports[0])&pd_comm_port=\(ports[1])"
-            + "&cache_queue_port=\(ports[2])&transfer_protocol=\(protocols)"
-        return (server, url)
+        let instance = try PDInstance(role, protocols: protocols, arguments: ["--threads", "1"])
+        return (instance.server, instance.routerURL)
     }
 
     @Test(arguments: ["ipc,tcp", "tcp"])

@@ -8,47 +8,19 @@ import ServingBenchmark
 /// `tandem`, built next to the tests.
 var tandemExecutable: String { get throws { try BuiltProducts.path("tandem") } }
 
-/// A server process on 127.0.0.1 for the duration of a test: started, polled until
-/// `GET /v1/models` answers (or it exits, or the deadline passes), killed at the end.
-final class ServerUnderTest {
-    let process = Process()
-    let port: Int
-    let logPath: String
-    var baseURL: String { "http://127.0.0.1:\(port)" }
-
-    init(executable: String, arguments: (Int) -> [String]) throws {
-        port = try freeLoopbackPort()
-        logPath = FileManager.default.temporaryDirectory.appendingPathComponent("bench-serve-server-\(UUID().uuidString).log").path
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments(port)
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
-    }
-
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-
+extension APIServerProcess {
+    /// Polls until `GET /v1/models` answers (or the server exits, or the deadline passes).
     func waitUntilServing(tokenizer: Tokenizer, deadline: Duration = .seconds(180)) async throws {
         let client = OpenAIStreamingClient(baseURL: baseURL, maxConnections: 1, requestTimeout: 10, tokenizer: tokenizer)
         // waitUntil asks once more after the deadline: on a busy machine this task may not run
         // again until after it, although the server has long been serving.
-        let serving = await waitUntil(deadline: .now + deadline, poll: .milliseconds(200)) {
+        let serving = await TestSupport.waitUntil(deadline: .now + deadline, poll: .milliseconds(200)) {
             guard self.process.isRunning else { return true }
             return (try? await client.firstModel()) != nil
         } && process.isRunning
         try await client.shutdown()
         guard process.isRunning else { throw StreamError("the server exited (\(process.terminationStatus)):\n\(log)") }
         guard serving else { throw StreamError("the server did not answer GET /v1/models within \(deadline):\n\(log)") }
-    }
-
-    deinit {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
-        try? FileManager.default.removeItem(atPath: logPath)
     }
 }
 
@@ -68,7 +40,7 @@ func benchServe(_ arguments: [String]) throws -> [String: Any] {
 /// every request succeeds, the output token counts are exactly the ones asked for
 /// (`--ignore-eos`), the prompt lengths are those of the random dataset (plus a BOS the
 /// server may add), the latency statistics are ordered, and `--save-result` holds the same.
-func checkBenchmark(against server: ServerUnderTest) async throws {
+func checkBenchmark(against server: APIServerProcess) async throws {
     try await server.waitUntilServing(tokenizer: try defaultTokenizer.get())
     let saved = FileManager.default.temporaryDirectory.appendingPathComponent("bench-serve-\(UUID().uuidString).json").path
     defer { try? FileManager.default.removeItem(atPath: saved) }
@@ -103,10 +75,7 @@ func checkBenchmark(against server: ServerUnderTest) async throws {
 @Suite(.serialized) struct EndToEndTests {
     /// A real api-server on the default model.
     @Test func benchmarksTandemsApiServer() async throws {
-        let model = try requireModel(at: DefaultModel.path())
-        let server = try ServerUnderTest(executable: try BuiltProducts.path("api-server")) {
-            ["--model", model, "--host", "127.0.0.1", "--port", "\($0)", "--threads", "2"]
-        }
+        let server = try APIServerProcess(waitUntilHealthy: false)
         try await checkBenchmark(against: server)
     }
 
@@ -115,10 +84,10 @@ func checkBenchmark(against server: ServerUnderTest) async throws {
     @Test(.enabled(if: ProcessInfo.processInfo.environment["TANDEM_LLAMA_SERVER"] != nil))
     func benchmarksLlamaServer() async throws {
         let llamaServer = ProcessInfo.processInfo.environment["TANDEM_LLAMA_SERVER"]!
-        let server = try ServerUnderTest(executable: llamaServer) {
-            ["-m", DefaultModel.path(), "--host", "127.0.0.1", "--port", "\($0)", "--threads", "2",
-             "--parallel", "4", "-c", "4096"]
-        }
+        let port = try freeLoopbackPort()
+        let server = try APIServerProcess(executable: llamaServer, arguments: [
+            "-m", DefaultModel.path(), "--host", "127.0.0.1", "--port", "\(port)", "--threads", "2", "--parallel", "4", "-c", "4096",
+        ], port: port)
         try await checkBenchmark(against: server)
     }
 

@@ -125,6 +125,50 @@ import TestSupport
         try pair.waitUntilIdle()
     }
 
+    /// lm-evaluation-harness's loglikelihood requests (`echo`, `logprobs`, `max_tokens` 0 or 1)
+    /// through P → D: P computes the prompt logprobs and hands them over with the first token;
+    /// the answer equals the mixed instance's.
+    @Test func echoWithLogprobsEqualsMixed() throws {
+        let common = ["--num-gpu-blocks-override", "128"]
+        let mixed = try APIServerProcess(common)
+        defer { mixed.stop() }
+        let pair = try PDPair(common: common)
+        defer { pair.stop() }
+        struct Echo: Equatable, CustomStringConvertible {
+            var text: String
+            var tokens: [String]
+            var logprobs: [Double?]
+            var top: [[String: Double]?]
+            var description: String { "\(text) \(tokens) \(logprobs)" }
+            func isClose(to other: Echo) -> Bool {
+                text == other.text && tokens == other.tokens && top.map { $0?.keys.sorted() } == other.top.map { $0?.keys.sorted() }
+                    && zip(logprobs, other.logprobs).allSatisfy { abs(($0 ?? 0) - ($1 ?? 0)) < 1e-3 && ($0 == nil) == ($1 == nil) }
+            }
+        }
+        func echo(_ response: HTTPTestResponse) throws -> Echo {
+            guard response.status == 200, let choice = (response.json()?["choices"] as? [[String: Any]])?.first,
+                  let logprobs = choice["logprobs"] as? [String: Any] else {
+                throw APIServerProcess.Failure(description: "echo failed: \(response.status) \(response.text)")
+            }
+            return Echo(text: choice["text"] as? String ?? "", tokens: logprobs["tokens"] as? [String] ?? [],
+                        logprobs: (logprobs["token_logprobs"] as? [Any] ?? []).map { $0 as? Double },
+                        top: (logprobs["top_logprobs"] as? [Any] ?? []).map { $0 as? [String: Double] })
+        }
+        for (index, length) in [15, 16, 17, 40].enumerated() {
+            for maxTokens in [0, 1] {
+                let body: [String: Any] = ["prompt": Self.prompt(length, seed: 20 + index), "echo": true, "logprobs": 1,
+                                           "max_tokens": maxTokens, "temperature": 0]
+                let expected = try echo(try mixed.client.post("/v1/completions", json: body))
+                #expect(expected.tokens.count == length + maxTokens)
+                let legs = try pair.send(body: body, protocol: index % 2 == 0 ? "tcp" : "ipc")
+                #expect(legs.prefill.status == 200, "\(legs.prefill.text)")
+                let got = try echo(legs.decode)
+                #expect(got.isClose(to: expected), "prompt of \(length) tokens, max_tokens \(maxTokens): \(got) vs \(expected)")
+            }
+        }
+        try pair.waitUntilIdle()
+    }
+
     @Test func layoutMismatchIsRefusedNamingTheField() throws {
         let pair = try PDPair(prefillArguments: ["--kv-cache-dtype", "float32"], decodeArguments: ["--kv-cache-dtype", "float16"])
         defer { pair.stop() }

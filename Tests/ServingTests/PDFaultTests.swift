@@ -109,7 +109,8 @@ import TestSupport
         try pair.waitUntilIdle()
         try Self.nextPDRequestSucceeds(pair)
 
-        // D stopped mid-transfer: P's deadline fires; D's own fires once it runs again.
+        // D stopped mid-transfer: it takes no write for the timeout, P fails its leg; D's own
+        // deadline fires once it runs again.
         legs = Self.startLegs(pair, id: "pd-stop-d")
         try Self.waitUntilMidTransfer(pair)
         kill(pair.decode.process.processIdentifier, SIGSTOP)
@@ -119,7 +120,7 @@ import TestSupport
         kill(pair.decode.process.processIdentifier, SIGCONT)
         result = try stoppedDecode()
         #expect(result.prefill.status == 502)
-        #expect(APIServerTests.error(result.prefill).message.contains("did not complete within 4.0 s (--kv-transfer-timeout)"), "\(result.prefill.text)")
+        #expect(APIServerTests.error(result.prefill).message.contains("did not answer in time (--kv-transfer-timeout)"), "\(result.prefill.text)")
         #expect(result.decode.status == 500, "\(result.decode.text)")
         try pair.waitUntilIdle()
         try Self.nextPDRequestSucceeds(pair)
@@ -144,6 +145,90 @@ import TestSupport
         #expect(APIServerTests.error(alone).message.contains("the KV transfer for request 'pd-alone' did not complete within 4.0 s (--kv-transfer-timeout)"), "\(alone.text)")
         try pair.waitUntilIdle()
         try Self.nextPDRequestSucceeds(pair)
+    }
+
+    /// D stops reading (SIGSTOP) mid-transfer, long before its deadline: P's pushes to it wait,
+    /// but P's engine goes on with its other requests, and once D runs again the transfer
+    /// completes. (A step waiting for the push would hold the other request until the leg's
+    /// deadline, which then fails the PD request.)
+    @Test func stoppedDecodeStallsOnlyItsOwnRequest() throws {
+        let pair = try PDPair(prefillArguments: Self.slowPrefill,
+                              common: ["--num-gpu-blocks-override", "128", "--kv-transfer-timeout", "60"])
+        defer {
+            kill(pair.decode.process.processIdentifier, SIGCONT)
+            pair.stop()
+        }
+        let legs = Self.startLegs(pair, id: "pd-stuck-d")
+        try Self.waitUntilMidTransfer(pair)
+        kill(pair.decode.process.processIdentifier, SIGSTOP)
+        try Self.nextRequestSucceeds(pair.prefill)
+        kill(pair.decode.process.processIdentifier, SIGCONT)
+        let result = try legs()
+        #expect(result.prefill.status == 200, "\(result.prefill.text)")
+        #expect(result.decode.status == 200, "\(result.decode.text)")
+        try pair.waitUntilIdle()
+    }
+
+    /// P with one sequence at a time, busy with a long plain request: a PD request waits in
+    /// P's queue (reporting to D) far longer than --kv-transfer-timeout and still completes, as
+    /// D's deadline bounds P's silence, not its queue. A P stopped or killed while the request
+    /// waits is noticed by D, which frees.
+    @Test func queuedPrefillOutlastsTheTransferTimeout() throws {
+        let pair = try PDPair(prefillArguments: ["--max-num-seqs", "1", "--max-num-batched-tokens", "16"],
+                              common: ["--num-gpu-blocks-override", "128", "--kv-transfer-timeout", "2"])
+        defer { pair.stop() }
+        /// A plain request on P that decodes 300 tokens (many times the timeout on this machine),
+        /// then a PD request queued behind it.
+        func queueBehindBlocker(id: String, protocol transfer: String = "tcp") throws -> (blocker: @Sendable () throws -> HTTPTestResponse, legs: @Sendable () throws -> PDPair.Legs) {
+            var blockerBody = PDDisaggregationTests.body(PDDisaggregationTests.prompt(40, seed: 11), stream: false, maxTokens: 300)
+            blockerBody["ignore_eos"] = true
+            let data = try JSONSerialization.data(withJSONObject: blockerBody)
+            let client = pair.prefill.client
+            let blocker = Self.inBackground { try client.post("/v1/completions", body: data) }
+            try pair.prefill.waitUntil("P runs the blocker") { try pair.prefill.load()["runningRequests"] == 1 }
+            let legs = Self.inBackground {
+                try pair.send(body: PDDisaggregationTests.body(PDDisaggregationTests.prompt(40, seed: 3), stream: false), id: id, protocol: transfer)
+            }
+            try pair.prefill.waitUntil("the PD request waits on P and holds D's blocks") {
+                try pair.prefill.load()["waitingRequests"] == 1 && (try pair.decode.load()["kvBlocksUsed"] ?? 0) > 0
+            }
+            return (blocker, legs)
+        }
+
+        // Queued behind the blocker, the PD request completes.
+        var (blocker, legs) = try queueBehindBlocker(id: "pd-queued")
+        #expect(try blocker().status == 200)
+        var result = try legs()
+        #expect(result.prefill.status == 200, "\(result.prefill.text)")
+        #expect(result.decode.status == 200, "\(result.decode.text)")
+        #expect(try PDDisaggregationTests.tokens(ofCompletion: result.decode).tokens.count == 8)
+        try pair.waitUntilIdle()
+
+        // P stopped while the request waits: its reports stop, D frees at its deadline (over ipc
+        // too: D revokes the lease on its blocks, P is not in the middle of a copy).
+        (blocker, legs) = try queueBehindBlocker(id: "pd-queued-stop", protocol: "ipc")
+        kill(pair.prefill.process.processIdentifier, SIGSTOP)
+        try pair.decode.waitUntilIdle(seconds: 60)
+        kill(pair.prefill.process.processIdentifier, SIGCONT)
+        result = try legs()
+        #expect(result.decode.status == 500)
+        #expect(APIServerTests.error(result.decode).message.contains(
+            "the KV transfer for request 'pd-queued-stop' did not complete within 2.0 s (--kv-transfer-timeout): the prefill instance stopped reporting while the request waited in its queue"),
+            "\(result.decode.text)")
+        #expect(result.prefill.status == 502, "\(result.prefill.text)")
+        #expect(try blocker().status == 200)
+        try pair.waitUntilIdle()
+        try Self.nextPDRequestSucceeds(pair)
+
+        // P killed while the request waits: D frees at once (its connection closed).
+        (_, legs) = try queueBehindBlocker(id: "pd-queued-kill")
+        kill(pair.prefill.process.processIdentifier, SIGKILL)
+        _ = pair.prefill.waitForExit()
+        result = try legs()
+        #expect(result.decode.status == 500)
+        #expect(APIServerTests.error(result.decode).message.contains("KV transfer from the prefill instance failed"), "\(result.decode.text)")
+        try pair.decode.waitUntilIdle(seconds: 60)
+        try Self.nextRequestSucceeds(pair.decode)
     }
 
     @Test func badDisaggregationInputIsRefused() throws {

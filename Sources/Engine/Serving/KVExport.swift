@@ -1,26 +1,28 @@
 import Foundation
 
-/// Where a prefill instance's KV goes (the PD transfer). Called on the engine thread.
+/// Where a prefill instance's KV goes (the PD transfer). Called on the engine thread; neither
+/// call may block: the engine goes on with its steps (other requests' too) while the sink
+/// reads, and the blocks handed over stay held until `releaseExport`.
 public protocol KVExportSink: AnyObject, Sendable {
+    /// The request's first prefill step runs now (it waited in the queue until here).
+    func prefillStarting()
     /// Layer `layer`'s keys and values of `blocks` are complete in the cache (blocks at
     /// `firstBlockIndex...` of the sequence's block table); later layers are being computed.
     func layerReady(_ layer: Int, firstBlockIndex: Int, blocks: [Int32])
-    /// The step's forward pass is over: returns once nothing handed over is still being read.
-    func stepDone()
 }
 
 /// The prefill side of PD: a request whose KV is handed to a sink, layer by layer, as each
 /// step computes it; its blocks stay held after it ends until `releaseExport`.
 extension ServingEngine {
-    /// Queues `request` (normally `maxTokens` 1: the first token is P's last); blocks from index
-    /// `firstBlock` on (the ones D lacks) go to `sink` once complete.
+    /// Queues `request` (normally `maxTokens` 1: the first token is P's last; with prompt
+    /// logprobs, P computes those too); blocks from index `firstBlock` on (the ones D lacks)
+    /// go to `sink` once complete.
     public func submitExport(_ request: GenerationRequest, firstBlock: Int, sink: any KVExportSink)
         throws -> AsyncStream<GenerationEvent> {
-        guard request.promptLogprobs == nil else { throw KVImportError.promptLogprobsUnsupported }
         condition.lock()
         defer { condition.unlock() }
         let (stream, sequence) = try admit(request)
-        sequence.export = (sink, firstBlock)
+        sequence.export = (sink, firstBlock, false)
         scheduler.enqueue(sequence)
         condition.broadcast()
         return stream
@@ -40,6 +42,8 @@ extension ServingEngine {
 
     struct PlannedExport {
         var sink: any KVExportSink
+        /// The sequence's first step: the sink hears `prefillStarting` first.
+        var starts: Bool
         var firstIndex: Int
         var blocks: [Int32]
     }
@@ -50,13 +54,17 @@ extension ServingEngine {
         var plan: [PlannedExport] = []
         let blockSize = scheduler.blocks.blockSize
         for (sequence, chunk) in zip(step.sequences, step.batch.sequences) {
-            guard let export = sequence.export else { continue }
+            guard var export = sequence.export else { continue }
+            let starts = !export.started
             let end = chunk.startPosition + chunk.tokens.count
             let upTo = end >= sequence.tokens.count ? (end + blockSize - 1) / blockSize : end / blockSize
-            guard upTo > export.nextBlock else { continue }
-            plan.append(PlannedExport(sink: export.sink, firstIndex: export.nextBlock,
-                                      blocks: Array(sequence.blockTable[export.nextBlock..<upTo])))
-            sequence.export?.nextBlock = upTo
+            let blocks = upTo > export.nextBlock ? Array(sequence.blockTable[export.nextBlock..<upTo]) : []
+            if starts || !blocks.isEmpty {
+                plan.append(PlannedExport(sink: export.sink, starts: starts, firstIndex: export.nextBlock, blocks: blocks))
+            }
+            export.started = true
+            export.nextBlock = max(export.nextBlock, upTo)
+            sequence.export = export
         }
         return plan
     }

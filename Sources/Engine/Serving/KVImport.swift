@@ -21,18 +21,35 @@ public struct KVImportReservation: Sendable, Hashable {
     }
 }
 
+/// What a decode instance's reservation waits for; `--kv-transfer-timeout` bounds each wait for
+/// P's next word: its handshake from the reservation, then its reports while the request waits
+/// in P's queue, then (from the prefill's start) its KV writes and reports up to the first token.
+public enum ImportStage: Int, Comparable, Sendable {
+    case prefillInstance, prefillStart, transfer
+
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+
+    var explanation: String {
+        switch self {
+        case .prefillInstance: ": no prefill instance took it up"
+        case .prefillStart: ": the prefill instance stopped reporting while the request waited in its queue"
+        case .transfer: ": the prefill instance went silent during the prefill"
+        }
+    }
+}
+
 /// Why a decode instance will not take a request's KV.
 public enum KVImportError: Error, Equatable, CustomStringConvertible {
     case noFreeBlocks(needed: Int, free: Int)
-    case promptLogprobsUnsupported
+    case promptLogprobsMissing(String)
     case notAwaiting(String)
 
     public var description: String {
         switch self {
         case .noFreeBlocks(let needed, let free):
             "the decode instance cannot reserve \(needed) KV blocks for the transfer (\(free) free)"
-        case .promptLogprobsUnsupported:
-            "prompt logprobs (echo with logprobs) are not available for disaggregated requests"
+        case .promptLogprobsMissing(let id):
+            "the prefill instance handed over the first token of request '\(id)' without the prompt logprobs it asked for"
         case .notAwaiting(let id):
             "request '\(id)' is not waiting for KV on this decode instance (aborted, timed out or unknown)"
         }
@@ -43,11 +60,11 @@ public enum KVImportError: Error, Equatable, CustomStringConvertible {
 /// once every block and the first token are in.
 extension ServingEngine {
     /// Registers `request` without scheduling it, with its blocks reserved. Its stream yields
-    /// nothing until `completeImport`; `failImport`, `abort` or `timeout` end it and free the
-    /// blocks (after the last writer unpins).
+    /// nothing until `completeImport`; `failImport`, `abort` or the deadline (`timeout` per
+    /// `ImportStage`, see `renewImportDeadline`) end it and free the blocks (after the last
+    /// writer unpins).
     public func reserveImport(_ request: GenerationRequest, timeout: Duration)
         throws -> (AsyncStream<GenerationEvent>, KVImportReservation) {
-        guard request.promptLogprobs == nil else { throw KVImportError.promptLogprobsUnsupported }
         condition.lock()
         defer { condition.unlock() }
         let blockSize = scheduler.blocks.blockSize, prompt = request.promptTokens.count
@@ -74,11 +91,46 @@ extension ServingEngine {
         sequence.statistics.cachedPromptTokens = hit.count * blockSize
         let reservation = KVImportReservation(requestID: request.id, serial: sequence.serial, blockTable: sequence.blockTable,
                                               cachedBlocks: hit.count, promptBlocks: counts.prompt)
-        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) * 1e-18
-        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [weak self] in
-            self?.failImport(reservation, message: "the KV transfer for request '\(request.id)' did not complete within \(seconds) s (--kv-transfer-timeout)")
-        }
+        sequence.importTimeout = timeout
+        sequence.importDeadline = .now + timeout
+        checkImportDeadline(reservation, at: sequence.importDeadline)
         return (stream, reservation)
+    }
+
+    /// P was heard from, at `stage`: the deadline moves to the timeout from now (a later stage
+    /// is never taken back by an earlier one).
+    public func renewImportDeadline(_ reservation: KVImportReservation, stage: ImportStage) {
+        condition.lock()
+        defer { condition.unlock() }
+        guard isAwaiting(reservation), let sequence = sequences[reservation.requestID], stage >= sequence.importStage else { return }
+        sequence.importStage = stage
+        sequence.importDeadline = .now + sequence.importTimeout
+    }
+
+    /// When the reservation's wait gives up; nil once it no longer waits.
+    public func importDeadline(_ reservation: KVImportReservation) -> ContinuousClock.Instant? {
+        condition.lock()
+        defer { condition.unlock() }
+        guard isAwaiting(reservation) else { return nil }
+        return sequences[reservation.requestID]?.importDeadline
+    }
+
+    private func checkImportDeadline(_ reservation: KVImportReservation, at deadline: ContinuousClock.Instant) {
+        let delay = max(0, (deadline - .now) / .milliseconds(1))
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(delay.rounded(.up)))) { [weak self] in
+            self?.importDeadlineDue(reservation)
+        }
+    }
+
+    private func importDeadlineDue(_ reservation: KVImportReservation) {
+        condition.lock()
+        defer { condition.unlock() }
+        guard isAwaiting(reservation), let sequence = sequences[reservation.requestID] else { return }
+        guard ContinuousClock.now >= sequence.importDeadline else {
+            return checkImportDeadline(reservation, at: sequence.importDeadline)  // renewed meanwhile
+        }
+        let seconds = sequence.importTimeout / .seconds(1)
+        fail(sequence, "the KV transfer for request '\(reservation.requestID)' did not complete within \(seconds) s (--kv-transfer-timeout)\(sequence.importStage.explanation)")
     }
 
     /// True while the reservation waits for KV; pins it so its blocks stay reserved (even if
@@ -123,18 +175,28 @@ extension ServingEngine {
         cache.blockBytes(layer: layer, block: Int(block))
     }
 
-    /// Every prompt block is written and verified: the first token (sampled by P) is emitted
-    /// and the request joins the running batch.
-    public func completeImport(_ reservation: KVImportReservation, firstToken: SampledToken) throws(KVImportError) {
+    /// Every prompt block is written and verified: the prompt logprobs (computed by P, when the
+    /// request asks for them) and the first token (sampled by P) are emitted and the request
+    /// joins the running batch (or ends there with `maxTokens` 0).
+    public func completeImport(_ reservation: KVImportReservation, firstToken: SampledToken,
+                               promptLogprobs: [PromptTokenLogprob?]? = nil) throws(KVImportError) {
         condition.lock()
         defer { condition.unlock() }
         guard isAwaiting(reservation), let sequence = sequences[reservation.requestID] else {
             throw KVImportError.notAwaiting(reservation.requestID)
         }
+        if sequence.needsPromptLogprobs {
+            guard let promptLogprobs, promptLogprobs.count == sequence.promptCount else {
+                throw KVImportError.promptLogprobsMissing(reservation.requestID)
+            }
+            sequence.continuation.yield(.promptLogprobs(promptLogprobs))
+            sequence.promptLogprobsSent = true
+        }
         sequence.awaitingImport = false
         sequence.computed = sequence.promptCount
         scheduler.registerComputedBlocks(sequence)
         sequence.statistics.queueSeconds = Double(DispatchTime.now().uptimeNanoseconds - sequence.submittedAt) / 1e9
+        guard sequence.request.maxTokens > 0 else { return finish(sequence, .length) }  // echo only
         accept(firstToken, for: sequence)
         if sequences[reservation.requestID] === sequence {
             scheduler.adoptRunning(sequence)
@@ -157,8 +219,9 @@ extension ServingEngine {
             deferredReleases[sequence.serial] = sequence.blockTable
             sequence.blockTable = []
         } else if sequence.export != nil {
-            heldExports[sequence.request.id, default: []] += sequence.blockTable
+            heldExports[sequence.request.id, default: []] += sequence.blockTable + sequence.heldForExport
             sequence.blockTable = []
+            sequence.heldForExport = []
         }
     }
 }

@@ -165,7 +165,11 @@ struct Scheduler {
     }
 
     private mutating func preempt(_ sequence: SequenceState) {
-        blocks.release(sequence.blockTable)
+        if sequence.export != nil {
+            sequence.heldForExport += sequence.blockTable  // a KV transfer may still read them
+        } else {
+            blocks.release(sequence.blockTable)
+        }
         sequence.resetComputation()
         running.removeAll { $0 === sequence }
         waiting.insert(sequence, at: 0)

@@ -33,8 +33,16 @@ final class SequenceState {
     var abortRequested = false
     /// PD decode: blocks reserved, waiting for the prompt's KV and the first token from P.
     var awaitingImport = false
-    /// PD prefill: where this sequence's KV goes, and the block index to send next.
-    var export: (sink: any KVExportSink, nextBlock: Int)?
+    /// PD decode: when the wait for KV gives up, and what it waits for (`KVImport.swift`).
+    var importDeadline = ContinuousClock.now
+    var importTimeout = Duration.zero
+    var importStage = ImportStage.prefillInstance
+    /// PD prefill: where this sequence's KV goes, the block index to send next, and whether
+    /// its prefill has started.
+    var export: (sink: any KVExportSink, nextBlock: Int, started: Bool)?
+    /// PD prefill: blocks this sequence lost to preemption while a transfer may still read
+    /// them; held with the others until `releaseExport`.
+    var heldForExport: [Int32] = []
 
     init(serial: UInt64, request: GenerationRequest, sampler: Sampler,
          continuation: AsyncStream<GenerationEvent>.Continuation) {

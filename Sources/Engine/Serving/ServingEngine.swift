@@ -242,7 +242,8 @@ public final class ServingEngine: InferenceService, PromptBuilding, @unchecked S
                 continue
             }
             for sequence in step.sequences { sequence.inStep = true }
-            let exports = exportPlan(step)
+            let plan = exportPlan(step)
+            let exports = plan.filter { !$0.blocks.isEmpty }
             var afterLayer: ((Int) -> Void)?
             if !exports.isEmpty {
                 afterLayer = { layer in
@@ -250,9 +251,9 @@ public final class ServingEngine: InferenceService, PromptBuilding, @unchecked S
                 }
             }
             condition.unlock()
+            for export in plan where export.starts { export.sink.prefillStarting() }
             let hook = afterLayer
             let result = Result { try transformer.forward(step.batch, cache: cache, afterLayerStored: hook) }
-            for export in exports { export.sink.stepDone() }
             condition.lock()
             for sequence in step.sequences { sequence.inStep = false }
             switch result {

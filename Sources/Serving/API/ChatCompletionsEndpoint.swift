@@ -36,14 +36,7 @@ struct ChatCompletionsEndpoint: Sendable {
                       stops: parameters.stops)
         }
         let info = body.common.disaggregateInfo
-        if let info {
-            guard let disaggregation = server.disaggregation else {
-                throw OpenAIError.invalidParameter("disaggregate_info", "This instance is mixed (--splitwise-role mixed): it takes no disaggregate_info.")
-            }
-            try disaggregation.check(info, jobs: jobs)
-            jobs[0].request.id = info.requestID
-            if info.role == .prefill { return try await disaggregation.prefillLeg(jobs[0], info: info, registry: server.registry) }
-        }
+        if let prefillLeg = try await Disaggregation.dispatch(info, jobs: &jobs, server: server) { return prefillLeg }
         let builder = ChatBuilder(id: id, model: context.servedModelName, context: context, wantsLogprobs: wantsLogprobs,
                                   promptTokens: prompt.count, choices: parameters.n)
         let generation = try server.start(jobs, arrival: arrival, decodeLeg: info != nil)

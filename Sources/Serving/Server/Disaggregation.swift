@@ -27,6 +27,20 @@ public struct Disaggregation: Sendable {
         self.receiver = receiver
     }
 
+    /// A request's `disaggregate_info`, if it has one: checked against this instance, the one
+    /// job given the PD request id, and P's leg run whole (its response returned). Nil when the
+    /// request goes on as usual here: no `disaggregate_info`, or D's leg.
+    static func dispatch(_ info: DisaggregateInfo?, jobs: inout [ChoiceJob], server: ServingContext) async throws -> Response? {
+        guard let info else { return nil }
+        guard let disaggregation = server.disaggregation else {
+            throw OpenAIError.invalidParameter("disaggregate_info", "This instance is mixed (--splitwise-role mixed): it takes no disaggregate_info.")
+        }
+        try disaggregation.check(info, jobs: jobs)
+        jobs[0].request.id = info.requestID
+        guard info.role == .prefill else { return nil }
+        return try await disaggregation.prefillLeg(jobs[0], info: info, registry: server.registry)
+    }
+
     /// Checks that this instance can play the leg `info` asks for, with `jobs` (one choice).
     func check(_ info: DisaggregateInfo, jobs: [ChoiceJob]) throws(OpenAIError) {
         guard role != .mixed else {

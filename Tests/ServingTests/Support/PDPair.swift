@@ -7,24 +7,18 @@ import TestSupport
 final class PDPair: @unchecked Sendable {
     // @unchecked Sendable: every stored property is a let; other threads only send HTTP
     // requests through the (Sendable) clients; the test's own thread starts and stops processes.
-    let prefill: APIServerProcess
-    let decode: APIServerProcess
-    let decodePorts: (pdComm: Int, cacheQueue: Int)
-    let prefillControlPort: Int
-    let decodeControlPort: Int
+    let prefillInstance: PDInstance
+    let decodeInstance: PDInstance
+    var prefill: APIServerProcess { prefillInstance.server }
+    var decode: APIServerProcess { decodeInstance.server }
+    var prefillControlPort: Int { prefillInstance.controlPort }
+    var decodeControlPort: Int { decodeInstance.controlPort }
 
     init(prefillArguments: [String] = [], decodeArguments: [String] = [], common: [String] = []) throws {
-        let ports = try freeLoopbackPorts(4)
-        decodePorts = (ports[0], ports[1])
-        prefillControlPort = ports[2]
-        decodeControlPort = ports[3]
-        prefill = try APIServerProcess(["--splitwise-role", "prefill", "--engine-worker-queue-port", String(ports[2])]
-            + common + prefillArguments, waitUntilHealthy: false)
-        decode = try APIServerProcess(["--splitwise-role", "decode", "--pd-comm-port", String(ports[0]),
-                                       "--cache-queue-port", String(ports[1]), "--engine-worker-queue-port", String(ports[3])]
-            + common + decodeArguments, waitUntilHealthy: false)
-        try prefill.waitUntil("/health is 200") { (try? prefill.client.get("/health"))?.status == 200 }
-        try decode.waitUntil("/health is 200") { (try? decode.client.get("/health"))?.status == 200 }
+        prefillInstance = try PDInstance("prefill", arguments: common + prefillArguments, waitUntilHealthy: false)
+        decodeInstance = try PDInstance("decode", arguments: common + decodeArguments, waitUntilHealthy: false)
+        try prefillInstance.waitUntilHealthy()
+        try decodeInstance.waitUntilHealthy()
     }
 
     func stop() {
@@ -33,12 +27,8 @@ final class PDPair: @unchecked Sendable {
     }
 
     func info(role: String, id: String, protocol transfer: String) -> [String: Any] {
-        [
-            "role": role, "request_id": id, "transfer_protocol": transfer,
-            "prefill": ["host": "127.0.0.1", "port": prefill.port],
-            "decode": ["host": "127.0.0.1", "port": decode.port, "pd_comm_port": decodePorts.pdComm,
-                       "cache_queue_port": decodePorts.cacheQueue],
-        ]
+        ["role": role, "request_id": id, "transfer_protocol": transfer,
+         "prefill": prefillInstance.endpoint, "decode": decodeInstance.endpoint]
     }
 
     struct Legs: Sendable {

@@ -1,57 +1,62 @@
 import Foundation
-import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// One HTTP response as a test sees it.
-struct HTTPTestResponse: Sendable {
-    var status: Int
-    var headers: [String: String]
-    var body: Data
-    var text: String { String(decoding: body, as: UTF8.self) }
+public struct HTTPTestResponse: Sendable {
+    public var status: Int
+    public var headers: [String: String]
+    public var body: Data
+    public init(status: Int, headers: [String: String], body: Data) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+    public var text: String { String(decoding: body, as: UTF8.self) }
 
-    func json() -> [String: Any]? {
+    public func json() -> [String: Any]? {
         (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
     }
 
     /// The `data:` payloads of a server-sent event stream, `[DONE]` included.
-    var events: [String] {
+    public var events: [String] {
         text.components(separatedBy: "\n").filter { $0.hasPrefix("data: ") }.map { String($0.dropFirst(6)) }
     }
 }
 
-struct HTTPTestError: Error, CustomStringConvertible {
-    var description: String
+public struct HTTPTestError: Error, CustomStringConvertible {
+    public var description: String
+    public init(description: String) { self.description = description }
 }
 
 /// A blocking HTTP/1.1 client over a plain loopback socket for tests: every read is bounded
 /// by `timeout` seconds, so no test can hang on a server that stopped answering.
-struct HTTPTestClient: Sendable {
-    var port: Int
-    var timeout: Double
+public struct HTTPTestClient: Sendable {
+    public var port: Int
+    public var timeout: Double
 
-    init(port: Int, timeout: Double = 120) {
+    public init(port: Int, timeout: Double = 120) {
         self.port = port
         self.timeout = timeout
     }
 
-    func get(_ path: String, headers: [String: String] = [:]) throws -> HTTPTestResponse {
+    public func get(_ path: String, headers: [String: String] = [:]) throws -> HTTPTestResponse {
         try request("GET", path, headers: headers, body: nil)
     }
 
-    func post(_ path: String, json: [String: Any], headers: [String: String] = [:]) throws -> HTTPTestResponse {
+    public func post(_ path: String, json: [String: Any], headers: [String: String] = [:]) throws -> HTTPTestResponse {
         try request("POST", path, headers: headers, body: try JSONSerialization.data(withJSONObject: json))
     }
 
-    func post(_ path: String, body: Data, headers: [String: String] = [:]) throws -> HTTPTestResponse {
+    public func post(_ path: String, body: Data, headers: [String: String] = [:]) throws -> HTTPTestResponse {
         try request("POST", path, headers: headers, body: body)
     }
 
     /// Sends a request and reads the whole response (the connection is closed after it).
     /// `hangUpWhen`: called with the number of `data:` events received so far after each read;
     /// true closes the connection there, as a client that goes away.
-    func request(_ method: String, _ path: String, headers: [String: String] = [:], body: Data?,
+    public func request(_ method: String, _ path: String, headers: [String: String] = [:], body: Data?,
                         hangUpWhen: (@Sendable (_ events: Int) -> Bool)? = nil) throws -> HTTPTestResponse {
         let fd = try connect()
         defer { close(fd) }
@@ -111,7 +116,7 @@ struct HTTPTestClient: Sendable {
         }
     }
 
-    static func parse(_ raw: Data, what: String) throws -> HTTPTestResponse {
+    public static func parse(_ raw: Data, what: String) throws -> HTTPTestResponse {
         let bytes = [UInt8](raw)
         let separator: [UInt8] = [13, 10, 13, 10]
         guard let end = (0..<max(0, bytes.count - 3)).first(where: { Array(bytes[$0..<$0 + 4]) == separator }) else {
@@ -133,7 +138,7 @@ struct HTTPTestClient: Sendable {
     }
 
     /// Undoes chunked transfer encoding (tolerating a stream cut short).
-    static func dechunk(_ bytes: [UInt8]) -> [UInt8] {
+    public static func dechunk(_ bytes: [UInt8]) -> [UInt8] {
         var output: [UInt8] = []
         var index = 0
         while index < bytes.count {

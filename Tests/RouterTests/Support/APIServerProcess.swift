@@ -1,1 +1,0 @@
-../../ServingTests/Support/APIServerProcess.swift

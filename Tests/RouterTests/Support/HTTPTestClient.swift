@@ -1,1 +1,0 @@
-../../ServingTests/Support/HTTPTestClient.swift
