@@ -132,9 +132,12 @@ public struct ScheduledResult: Codable, Hashable, Sendable {
     public var contentType: String?
     public var data: Data?
     public var message: String?
+    /// The item's place among its leg's items (1, 2, ...): a batch written again after a lost
+    /// reply is read once.
+    public var sequence: Int?
 
     public init(kind: Kind, requestID: String, node: String, status: Int? = nil, contentType: String? = nil, data: Data? = nil,
-                message: String? = nil) {
+                message: String? = nil, sequence: Int? = nil) {
         self.kind = kind
         self.requestID = requestID
         self.node = node
@@ -142,10 +145,12 @@ public struct ScheduledResult: Codable, Hashable, Sendable {
         self.contentType = contentType
         self.data = data
         self.message = message
+        self.sequence = sequence
     }
 
     enum CodingKeys: String, CodingKey {
         case kind, node, status, data, message
+        case sequence = "seq"
         case requestID = "request_id"
         case contentType = "content_type"
     }

@@ -219,6 +219,16 @@ struct AttemptState {
     var head: (status: Int, contentType: String)?
     var collected = Data()
     var decided = false
+    /// The last sequence number read per node: an item written twice is read once.
+    var lastSequence: [String: Int] = [:]
+
+    /// False for an item already read (its batch was written again after a lost reply).
+    mutating func isNew(_ item: ScheduledResult) -> Bool {
+        guard let sequence = item.sequence else { return true }
+        if sequence <= lastSequence[item.node, default: 0] { return false }
+        lastSequence[item.node] = sequence
+        return true
+    }
 
     enum Step {
         case wait
@@ -250,6 +260,7 @@ struct AttemptState {
     private static func retryable(_ status: Int) -> Bool { status >= 500 || status == 408 || status == 429 }
 
     mutating func apply(_ item: ScheduledResult) -> Step {
+        guard isNew(item) else { return .wait }
         switch item.kind {
         case .prefill:
             guard let status = item.status, status != 200 else { return .wait }
@@ -290,6 +301,7 @@ struct AttemptState {
     /// After the head of a streamed response went to the client: only its body, its end, or an
     /// error that ends it.
     mutating func streaming(_ item: ScheduledResult) -> StreamStep {
+        guard isNew(item) else { return .wait }
         switch item.kind {
         case .data: return .data(item.data ?? Data())
         case .end: return .end(nil)

@@ -47,6 +47,8 @@ public final class SplitwiseScheduler: Sendable {
         /// Requests this instance placed, by leg request id.
         var pending: [String: PendingAttempt] = [:]
         var unwritten: [(key: String, value: Data, at: ContinuousClock.Instant)] = []
+        /// Items written so far per leg running here (their sequence numbers).
+        var written: [String: Int] = [:]
         var running: [Task<Void, Never>] = []
     }
 
@@ -282,7 +284,10 @@ public final class SplitwiseScheduler: Sendable {
             state.withLock { $0.outstanding[task.requestID] = (load, .now, nil) }
             let run = Task {
                 await runner(task, sink)
-                _ = self.state.withLock { $0.outstanding.removeValue(forKey: task.requestID) }
+                self.state.withLock { state in
+                    state.outstanding[task.requestID] = nil
+                    state.written[task.requestID] = nil
+                }
             }
             state.withLock { state in
                 if state.outstanding[task.requestID] != nil { state.outstanding[task.requestID]?.task = run }
@@ -366,7 +371,11 @@ public struct ResultSink: Sendable {
 
     public func send(_ kind: ScheduledResult.Kind, status: Int? = nil, contentType: String? = nil, data: Data? = nil,
                      message: String? = nil) {
+        let sequence = scheduler.state.withLock { state -> Int in
+            state.written[requestID, default: 0] += 1
+            return state.written[requestID]!
+        }
         scheduler.write(ScheduledResult(kind: kind, requestID: requestID, node: scheduler.nodeID, status: status,
-                                        contentType: contentType, data: data, message: message), to: group)
+                                        contentType: contentType, data: data, message: message, sequence: sequence), to: group)
     }
 }
