@@ -59,19 +59,10 @@ public enum PlacementPolicy {
         return near.randomElement(using: &random)
     }
 
-    /// `ipc` when P and D are on one host and both offer it, else `tcp` when both offer it (an
-    /// instance that lists none offers tcp); nil when they share none. The rule of the PD
-    /// contract (docs/DESIGN.md), as the router applies it to registered workers.
+    /// The transfer protocol for this pair (`TransferProtocol.between`, the PD contract's rule,
+    /// as the router applies it to registered workers).
     public static func transferProtocol(prefill: SchedulerNodeInfo, decode: SchedulerNodeInfo) -> TransferProtocol? {
-        let offeredP = prefill.disaggregated.transferProtocols.isEmpty ? [.tcp] : prefill.disaggregated.transferProtocols
-        let offeredD = decode.disaggregated.transferProtocols.isEmpty ? [.tcp] : decode.disaggregated.transferProtocols
-        if sameHost(prefill.host, decode.host), offeredP.contains(.ipc), offeredD.contains(.ipc) { return .ipc }
-        if offeredP.contains(.tcp), offeredD.contains(.tcp) { return .tcp }
-        return nil
-    }
-
-    static func sameHost(_ a: String, _ b: String) -> Bool {
-        let loopback: Set<String> = ["127.0.0.1", "localhost", "::1", "[::1]"]
-        return a == b || (loopback.contains(a) && loopback.contains(b))
+        TransferProtocol.between(prefillHost: prefill.host, offeredByPrefill: prefill.disaggregated.transferProtocols,
+                                 decodeHost: decode.host, offeredByDecode: decode.disaggregated.transferProtocols)
     }
 }
