@@ -31,28 +31,8 @@ topic=${TOPIC:-fd}
 # Redis listens on the LAN, so it needs a password (else its protected mode refuses peers).
 redis_password=${REDIS_PASSWORD:-tandem-example}
 
-remove_network() {
-    local namespace
-    for namespace in "$name-p" "$name-d" "$name-lan"; do ip netns del "$namespace" 2>/dev/null || true; done
-    ip link del "$name-r" 2>/dev/null || true
-}
-remove_network
-trap remove_network EXIT
-ip netns add "$name-lan"
-ip -n "$name-lan" link add name br0 type bridge
-ip -n "$name-lan" link set br0 up
-ip link add name "$name-r" type veth peer name redis netns "$name-lan"
-ip addr add "$subnet.254/24" dev "$name-r"
-ip link set "$name-r" up
-ip -n "$name-lan" link set redis master br0 up
-for side in p d; do
-    ip netns add "$name-$side"
-    ip -n "$name-lan" link add name "to-$side" type veth peer name eth0 netns "$name-$side"
-    ip -n "$name-lan" link set "to-$side" master br0 up
-    ip -n "$name-$side" addr add "$subnet.$([[ $side == p ]] && echo 1 || echo 2)/24" dev eth0
-    ip -n "$name-$side" link set eth0 up
-    ip -n "$name-$side" link set lo up
-done
+two_host_lan "$name" "$subnet" redis
+trap 'remove_two_host_lan "$name"' EXIT
 
 start redis redis-server --bind "$subnet.254" --port "$redis_port" --requirepass "$redis_password" \
     --save '' --appendonly no --dir /tmp
@@ -63,7 +43,7 @@ done
 
 # instance SIDE ROLE [FLAGS...]: one api-server in namespace $name-SIDE, on that namespace's address.
 instance() {
-    local side=$1 role=$2 address=$subnet.$([[ $1 == p ]] && echo 1 || echo 2)
+    local side=$1 role=$2 address=$subnet.$(host_number "$1")
     shift 2
     start "$role" ip netns exec "$name-$side" "$bin/api-server" --host "$address" --port "$api_port" \
         --splitwise-role "$role" --cache-transfer-protocol tcp --engine-worker-queue-port 8001 "$@" \
@@ -75,12 +55,4 @@ instance() {
 instance p prefill
 instance d decode --pd-comm-port 8002 --cache-queue-port 8003
 echo "pd-two-hosts-redis: OpenAI API on http://$subnet.1:$api_port/v1 and http://$subnet.2:$api_port/v1; Redis on $subnet.254:$redis_port" >&2
-trap 'stop_all; remove_network; exit 0' INT TERM
-trap 'stop_all; remove_network' EXIT
-status=0
-wait -n "${started_pids[@]}" || status=$?
-echo "$0: a process of the deployment ended (status $status): stopping the others" >&2
-stop_all
-remove_network
-trap - EXIT
-exit "$status"
+run_two_hosts_until_stopped "$name"

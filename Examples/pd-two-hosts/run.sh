@@ -26,32 +26,12 @@ subnet=${SUBNET:-10.77.0}
 router_port=${ROUTER_PORT:-8000}
 log_dir=${LOG_DIR:-log}
 
-remove_network() {
-    local namespace
-    for namespace in "$name-p" "$name-d" "$name-lan"; do ip netns del "$namespace" 2>/dev/null || true; done
-    ip link del "$name-r" 2>/dev/null || true
-}
-remove_network
-trap remove_network EXIT
-ip netns add "$name-lan"
-ip -n "$name-lan" link add name br0 type bridge
-ip -n "$name-lan" link set br0 up
-ip link add name "$name-r" type veth peer name router netns "$name-lan"
-ip addr add "$subnet.254/24" dev "$name-r"
-ip link set "$name-r" up
-ip -n "$name-lan" link set router master br0 up
-for side in p d; do
-    ip netns add "$name-$side"
-    ip -n "$name-lan" link add name "to-$side" type veth peer name eth0 netns "$name-$side"
-    ip -n "$name-lan" link set "to-$side" master br0 up
-    ip -n "$name-$side" addr add "$subnet.$([[ $side == p ]] && echo 1 || echo 2)/24" dev eth0
-    ip -n "$name-$side" link set eth0 up
-    ip -n "$name-$side" link set lo up
-done
+two_host_lan "$name" "$subnet" router
+trap 'remove_two_host_lan "$name"' EXIT
 
 # fleet SIDE ROLE: one multi-api-server in namespace $name-SIDE, its rank on that namespace's address.
 fleet() {
-    local side=$1 role=$2 address=$subnet.$([[ $1 == p ]] && echo 1 || echo 2)
+    local side=$1 role=$2 address=$subnet.$(host_number "$1")
     start "$role" ip netns exec "$name-$side" "$bin/multi-api-server" --num-servers 1 --host "$address" \
         --control-port 9000 --log-dir "$log_dir/$role" --router "http://$subnet.254:$router_port" \
         --worker-binary "$bin/api-server" \
@@ -61,13 +41,5 @@ fleet() {
 start router "$bin/router" --host "$subnet.254" --port "$router_port" --splitwise
 fleet p prefill
 fleet d decode
-trap 'stop_all; remove_network; exit 0' INT TERM
-trap 'stop_all; remove_network' EXIT
 echo "pd-two-hosts: OpenAI API on http://$subnet.254:$router_port/v1; prefill on $subnet.1, decode on $subnet.2" >&2
-status=0
-wait -n "${started_pids[@]}" || status=$?
-echo "$0: a process of the deployment ended (status $status): stopping the others" >&2
-stop_all
-remove_network
-trap - EXIT
-exit "$status"
+run_two_hosts_until_stopped "$name"
