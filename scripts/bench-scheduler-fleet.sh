@@ -23,8 +23,9 @@
 # request of all clients; TPOT p50 = the mean of the clients' p50 (the clients' JSON has no
 # per-request TPOT). Rounds alternate which fleet goes first; each run has a fresh deployment.
 #
-# Redis commands per request: a deployment of 1P+1D, then 2P+2D (P's on A, D's on B),
-# requests round-robin to every instance at concurrency 8: Redis's total_commands_processed
+# Redis commands per request: a deployment of 1P+1D at concurrency 8, then 2P+2D (P's on A,
+# D's on B) at concurrency 8 and at 16 (the same load per node), requests round-robin to every
+# instance: Redis's total_commands_processed
 # over the run less an idle window as long (as scripts/bench-scheduler.sh), / requests; and,
 # from MONITOR over the same two windows, the commands per request by node kind (host A = the
 # prefill nodes, host B = the decode nodes) and by command, the periodic sync (HSET, HGETALL,
@@ -217,19 +218,22 @@ stop_monitor() {
     for pid in "${infra_pids[@]}"; do [[ $pid == "$monitor_pid" ]] || kept+=("$pid"); done
     infra_pids=("${kept[@]}")
 }
-for nodes in 2 4; do
-    run="count$nodes"
+# 2 nodes and 4 at the same total concurrency, and 4 at twice it (the same load per node: result
+# writes are batched per sync of the writer, so batching depends on each node's load).
+for config in 2:8 4:8 4:16; do
+    nodes=${config%:*} count_concurrency=${config#*:}
+    run="count$nodes-c$count_concurrency"
     deploy "$run" pd $((nodes / 2)) $((nodes / 2))
-    echo "bench-scheduler-fleet: Redis commands, $nodes nodes (load average $(load))" >&2
+    echo "bench-scheduler-fleet: Redis commands, $nodes nodes, concurrency $count_concurrency (load average $(load))" >&2
     monitor "$run-busy-monitor.txt"
     start=$(commands); t0=$(date +%s.%N)
-    clients "$run" "$count_prompts" 8 0
+    clients "$run" "$count_prompts" "$count_concurrency" 0
     t1=$(date +%s.%N); busy=$(( $(commands) - start ))
     stop_monitor
     monitor "$run-idle-monitor.txt"
     start=$(commands); sleep "$(python3 -c "print($t1 - $t0)")"; idle=$(( $(commands) - start ))
     stop_monitor
-    echo "$nodes $busy $idle $count_prompts $(python3 -c "print($t1 - $t0)")" >>"$out_dir/commands.txt"
+    echo "$nodes $count_concurrency $busy $idle $count_prompts $(python3 -c "print($t1 - $t0)")" >>"$out_dir/commands.txt"
     stop_deployment
 done
 
@@ -287,13 +291,13 @@ def monitor_counts(path):
     return counts
 
 print()
-print("| nodes | commands/request (total_commands_processed, less idle) | request-path commands/request: prefill nodes | decode nodes | all | request-path commands by name (per request) | sync commands/s per node (idle) |")
-print("|---:|---:|---:|---:|---:|---|---:|")
+print("| nodes | concurrency | commands/request (total_commands_processed, less idle) | request-path commands/request: prefill nodes | decode nodes | all | request-path commands by name (per request) | sync commands/s per node: busy | idle |")
+print("|---:|---:|---:|---:|---:|---:|---|---:|---:|")
 for row in open(f"{d}/commands.txt").read().splitlines():
-    nodes, busy, idle, requests, seconds = row.split()
+    nodes, conc, busy, idle, requests, seconds = row.split()
     nodes, busy, idle, requests, seconds = int(nodes), int(busy), int(idle), int(requests), float(seconds)
-    b = monitor_counts(f"{d}/count{nodes}-busy-monitor.txt")
-    i = monitor_counts(f"{d}/count{nodes}-idle-monitor.txt")
+    b = monitor_counts(f"{d}/count{nodes}-c{conc}-busy-monitor.txt")
+    i = monitor_counts(f"{d}/count{nodes}-c{conc}-idle-monitor.txt")
     per_kind, per_name = collections.Counter(), collections.Counter()
     for key in set(b) | set(i):
         if key[1] in SYNC:
@@ -301,8 +305,8 @@ for row in open(f"{d}/commands.txt").read().splitlines():
         extra = b[key] - i[key]
         per_kind[key[0]] += extra
         per_name[key[1]] += extra
-    sync_rate = sum(v for k, v in i.items() if k[1] in SYNC) / seconds / nodes
+    sync_rate = {w: sum(v for k, v in c.items() if k[1] in SYNC) / seconds / nodes for w, c in (("busy", b), ("idle", i))}
     names = ", ".join(f"{n} {v / requests:.2f}" for n, v in sorted(per_name.items()) if abs(v / requests) >= 0.01)
-    print(f"| {nodes} | {(busy - idle) / requests:.1f} | {per_kind['prefill'] / requests:.2f} | {per_kind['decode'] / requests:.2f} "
-          f"| {sum(per_kind.values()) / requests:.2f} | {names} | {sync_rate:.0f} |")
+    print(f"| {nodes} | {conc} | {(busy - idle) / requests:.1f} | {per_kind['prefill'] / requests:.2f} | {per_kind['decode'] / requests:.2f} "
+          f"| {sum(per_kind.values()) / requests:.2f} | {names} | {sync_rate['busy']:.0f} | {sync_rate['idle']:.0f} |")
 PY
