@@ -4,8 +4,8 @@
 # 4 nodes.
 #
 #   Redis $SUBNET.254 (this namespace, on the LAN bridge, password)
-#   host A ($NAME-a, $SUBNET.1): prefill P1, P2      | mixed M1
-#   host B ($NAME-b, $SUBNET.2): decode  D1, D2      | mixed M2
+#   host A ($NETNS_NAME-a, $SUBNET.1): prefill P1, P2      | mixed M1
+#   host B ($NETNS_NAME-b, $SUBNET.2): decode  D1, D2      | mixed M2
 #
 # Layout: the prefill instances on one host and the decode instances on the other, as
 # FastDeploy's users split prefill and decode machines: every KV transfer crosses hosts (tcp,
@@ -13,7 +13,7 @@
 # is the cross-machine case the scheduler exists for. The mixed reference (M1 on A, M2 on B)
 # goes through the same scheduler (--scheduler-name splitwise, its own topic): the same Redis
 # hops and placement, so the two differ only in disaggregation.
-# Cores: every PD instance has --threads $THREADS (default 1), each mixed one twice as many,
+# Cores: every PD instance has --threads N (default 1), each mixed one twice as many,
 # so both fleets have the same total compute threads (4 at the default).
 #
 # Throughput: `tandem bench serve` with a fixed number of prompts and concurrency, sent
@@ -25,8 +25,9 @@
 #
 # Redis commands per request: a deployment of 1P+1D at concurrency 8, then 2P+2D (P's on A,
 # D's on B) at concurrency 8 and at 16 (the same load per node), requests round-robin to every
-# instance: Redis's total_commands_processed
-# over the run less an idle window as long (as scripts/bench-scheduler.sh), / requests; and,
+# instance: Redis's total_commands_processed over the run less an idle window as long (as
+# scripts/bench-scheduler.sh), / requests (unreliable on a loaded machine: the sync slows while
+# the nodes compute, so the idle window holds more sync than the busy one); and,
 # from MONITOR over the same two windows, the commands per request by node kind (host A = the
 # prefill nodes, host B = the decode nodes) and by command, the periodic sync (HSET, HGETALL,
 # LLEN) apart, as it is per period, not per request.
@@ -36,7 +37,7 @@
 #
 # Needs root (ip netns; Debian iproute2) and redis-server (scripts/install-deps.sh installs
 # both). $BIN_DIR: api-server and tandem already built (default .build/release, built when
-# missing). $NETNS_NAME (default sf<pid>, at most 8 characters), $SUBNET (default 10.79.0).
+# missing). $NETNS_NAME (default sf<pid>, at most 12 characters), $SUBNET (default 10.79.0).
 # Removes its processes, namespaces, links and Redis on exit. Raw JSON, MONITOR logs and logs
 # in $OUT_DIR (default .build/bench-scheduler-fleet).
 set -euo pipefail
