@@ -245,13 +245,7 @@ public final class SplitwiseScheduler: Sendable {
         while !Task.isCancelled {
             let items: [Data]
             do {
-                let batch = try await taskReader.command(["RPOP", key, "50"]).array?.compactMap(\.data) ?? []
-                if batch.isEmpty {
-                    let popped = try await taskReader.command(["BRPOP", key, "1"]).array ?? []
-                    items = popped.count == 2 ? [popped[1].data].compactMap { $0 } : []
-                } else {
-                    items = batch
-                }
+                items = try await Self.popBatch(key, upTo: 50, from: taskReader)
             } catch {
                 try? await Task.sleep(for: .milliseconds(200))
                 continue
@@ -338,18 +332,22 @@ public final class SplitwiseScheduler: Sendable {
         }
     }
 
+    /// Up to `count` entries from the tail of the list `key` (`RPOP key count`, Redis ≥ 6.2);
+    /// when it is empty, waits up to a second for one (`BRPOP`), so an idle loop costs one
+    /// round trip a second.
+    private static func popBatch(_ key: String, upTo count: Int, from reader: RedisClient) async throws(RedisError) -> [Data] {
+        let batch = try await reader.command(["RPOP", key, String(count)]).array?.compactMap(\.data) ?? []
+        guard batch.isEmpty else { return batch }
+        let popped = try await reader.command(["BRPOP", key, "1"]).array ?? []
+        return popped.count == 2 ? [popped[1].data].compactMap { $0 } : []
+    }
+
     private func readLoop() async {
         let key = SchedulerKeys.results(node: nodeID)
         while !Task.isCancelled {
             let items: [Data]
             do {
-                let batch = try await resultReader.command(["RPOP", key, "200"]).array?.compactMap(\.data) ?? []
-                if batch.isEmpty {
-                    let popped = try await resultReader.command(["BRPOP", key, "1"]).array ?? []
-                    items = popped.count == 2 ? [popped[1].data].compactMap { $0 } : []
-                } else {
-                    items = batch
-                }
+                items = try await Self.popBatch(key, upTo: 200, from: resultReader)
             } catch {
                 try? await Task.sleep(for: .milliseconds(200))
                 continue
