@@ -18,13 +18,15 @@
 //   wire types:   PDProtocol (no dependencies: what workers, the router and the supervisor send
 //                 each other: roles, endpoints, registration, disaggregate_info, PD messages)
 //   router:       Routing (worker table, health checks, policies, PD pairing, relay, retries,
-//                 circuit breakers, admission queue, metrics, the router's flags) -> PDProtocol
+//                 circuit breakers, admission queue, metrics, the router's flags, discovery of
+//                 workers in the splitwise scheduler's cluster hash) -> PDProtocol, SplitwiseScheduler
 //   supervisor:   Supervision -> FleetPlanning, CSpawn, CSystemd, CCurl, CNuma, SystemCalls, PDProtocol
 //                 FleetPlanning -> CNuma, PDProtocol
 //   serving:      Serving (OpenAI HTTP API) -> Engine, EngineOptions, Tokenization, GGUF, ModelStore,
 //                 PDProtocol, KVTransfer, SplitwiseScheduler
 //                 SplitwiseScheduler (FastDeploy's Redis scheduler: cluster hash, request and result
-//                 lists, placement) -> CHiredis, PDProtocol
+//                 lists, placement, the --scheduler-* flags api-server and router share)
+//                 -> CHiredis, PDProtocol
 //                 KVTransfer (PD: KV blocks and the first token between P and D) -> Engine, PDProtocol,
 //                 SystemCalls
 //   toolbox:      Toolbox -> Engine, EngineOptions, Tokenization, ModelStore, ServingBenchmark, KVTransfer,
@@ -105,16 +107,20 @@ let package = Package(
         // the inference core: an api-server plugs its own request running in.
         .target(
             name: "SplitwiseScheduler",
-            dependencies: ["CHiredis", "PDProtocol", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "CHiredis", "PDProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
 
         // The router in front of api-server instances (mixed, or prefill and decode pairs):
-        // registration, health, policies, the relay and its reliability rules. Never links the
-        // inference core.
+        // registration, health, policies, the relay and its reliability rules, discovery in the
+        // splitwise scheduler's cluster hash. Never links the inference core.
         .target(
             name: "Routing",
             dependencies: [
-                "PDProtocol",
+                "PDProtocol", "SplitwiseScheduler",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

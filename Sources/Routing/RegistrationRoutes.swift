@@ -60,7 +60,8 @@ struct RegistrationRoutes: Sendable {
         var role: SplitwiseRole?
     }
 
-    private func admit(_ registration: WorkerRegistration, source: WorkerSource) async throws -> RegistrationReply.Status {
+    /// A new worker joins once its `/health` answered 200 (else `unhealthyWorker`); a known one is refreshed.
+    func admit(_ registration: WorkerRegistration, source: WorkerSource) async throws -> RegistrationReply.Status {
         if table.contains(registration.url) {
             return table.upsert(registration, source: source, admitted: false)
         }

@@ -7,6 +7,7 @@ import NIOCore
 import NIOPosix
 import PDProtocol
 import ServiceLifecycle
+import SplitwiseScheduler
 
 /// `router`: one OpenAI endpoint in front of api-server instances, mixed ones or prefill and
 /// decode pairs (FastDeploy's router, sglang-router's and vllm-router's flags where they have one).
@@ -129,6 +130,9 @@ public struct RouterCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
+    @OptionGroup(title: "Splitwise scheduler (FastDeploy's flags; with splitwise the workers are found in {topic}.cluster)")
+    var scheduling: SchedulerClusterOptions
+
     public init() {}
 
     public func validate() throws {
@@ -221,10 +225,30 @@ public struct RouterCommand: AsyncParsableCommand {
         NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         do {
             try await command.serve()
+        } catch let error as ConfigurationError {
+            FileHandle.standardError.write(Data("router: \(error.message)\n".utf8))
+            Foundation.exit(78)
         } catch {
             FileHandle.standardError.write(Data("router: \(error)\n".utf8))
             Foundation.exit(1)
         }
+    }
+
+    struct ConfigurationError: Error {
+        var message: String
+    }
+
+    /// With `--scheduler-name splitwise`: the cluster hash's reader, once Redis answered (a
+    /// Redis that cannot serve is a configuration error, as for api-server).
+    func clusterReader() async throws -> RedisClient? {
+        guard scheduling.schedulerName == .splitwise else { return nil }
+        let redis = RedisClient(address: scheduling.address, timeout: .seconds(2), label: "discovery")
+        do {
+            _ = try await redis.checkVersion()
+        } catch {
+            throw ConfigurationError(message: SchedulerClusterOptions.startupProblem(error, address: scheduling.address))
+        }
+        return redis
     }
 
     func serve() async throws {
@@ -248,7 +272,8 @@ public struct RouterCommand: AsyncParsableCommand {
         for worker in try staticWorkers() { table.upsert(worker, source: .configured, admitted: false) }
         let settings = policySettings
         let prefillName = prefillRoutingPolicy?.policyName ?? prefillPolicy ?? policy
-        let metrics = RouterMetrics()
+        let redis = try await clusterReader()
+        let metrics = RouterMetrics(scheduler: redis != nil)
         let admission = AdmissionQueue(settings: .init(maxConcurrent: maxConcurrentRequests, maxWaiting: queueSize,
                                                        queueTimeout: .milliseconds(Int64(queueTimeout * 1000))))
         let client = WorkerClient(http: http)
@@ -261,8 +286,9 @@ public struct RouterCommand: AsyncParsableCommand {
 
         let router = Router()
         RouterRoutes(relay: relay, splitwise: splitwise).add(to: router)
-        RegistrationRoutes(table: table, client: client, token: registerToken, healthTimeout: healthTimeout, logger: logger)
-            .add(to: router)
+        let registrations = RegistrationRoutes(table: table, client: client, token: registerToken, healthTimeout: healthTimeout,
+                                               logger: logger)
+        registrations.add(to: router)
         let (host, port, mode, policyName) = (host, port, splitwise ? "splitwise" : "mixed", policy.rawValue)
         let application = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "router"),
                                       onServerRunning: { _ in
@@ -271,7 +297,14 @@ public struct RouterCommand: AsyncParsableCommand {
                                       logger: quietLogger)
         let checker = HealthChecker(table: table, client: client, interval: .milliseconds(Int64(healthCheckInterval * 1000)),
                                     timeout: healthTimeout, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [application, checker], gracefulShutdownSignals: [.sigterm, .sigint],
+        var services: [any Service] = [application, checker]
+        if let redis {
+            logger.info("workers from \(SchedulerKeys.cluster(topic: scheduling.schedulerTopic)) at \(redis.address.description)")
+            services.append(ClusterDiscovery(redis: redis, topic: scheduling.schedulerTopic, syncPeriod: scheduling.syncPeriod,
+                                             expirePeriod: scheduling.expirePeriod, registrations: registrations, metrics: metrics,
+                                             logger: logger))
+        }
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint],
                                                       logger: quietLogger))
         do {
             try await group.run()

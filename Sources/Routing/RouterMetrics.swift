@@ -15,11 +15,16 @@ public final class RouterMetrics: Sendable {
     private let pdTransferSeconds: DurationHistogram
     private let queueWaiting: Gauge
     private let running: Gauge
+    /// Only with `--scheduler-name splitwise`.
+    private let schedulerRedisUp: Gauge?
     private let workerSeries = Mutex<[String: [Gauge]]>([:])
     /// Per route and status: made once, then only counted (the registry's lookup builds names).
     private let requestSeries = Mutex<[String: (count: Counter, duration: DurationHistogram, firstToken: DurationHistogram)]>([:])
 
-    public init() {
+    public init(scheduler: Bool = false) {
+        schedulerRedisUp = scheduler
+            ? registry.makeGauge(descriptor: Self.name("scheduler_redis_up", "", "1 when the splitwise scheduler's Redis answered the last cluster read"))
+            : nil
         retries = registry.makeCounter(descriptor: Self.name("retries", "total", "Requests sent again to another worker"))
         pdTransferBytes = registry.makeCounter(descriptor: Self.name("pd_transfer_bytes", "total",
                                                                      "KV bytes prefill instances pushed to decode instances"))
@@ -61,6 +66,8 @@ public final class RouterMetrics: Sendable {
     public func recordError(_ kind: String) {
         registry.makeCounter(descriptor: Self.name("errors", "total", "Failures by kind"), labels: [("kind", kind)]).increment()
     }
+
+    public func setSchedulerRedisUp(_ up: Bool) { schedulerRedisUp?.set(to: up ? 1 : 0) }
 
     public func recordRetry() { retries.increment() }
 

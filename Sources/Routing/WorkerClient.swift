@@ -39,6 +39,23 @@ public struct WorkerClient: Sendable {
         }
     }
 
+    /// The first model of `GET url/v1/models` (the served model name), nil when there is none.
+    public func modelName(_ url: String, timeout: Duration) async -> String? {
+        struct Models: Decodable {
+            struct Model: Decodable { var id: String }
+            var data: [Model]
+        }
+        do {
+            let response = try await http.execute(HTTPClientRequest(url: url + "/v1/models"),
+                                                  timeout: .nanoseconds(Int64(timeout.nanoseconds)))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            guard response.status.code == 200 else { return nil }
+            return try JSONDecoder().decode(Models.self, from: Data(buffer: body)).data.first?.id
+        } catch {
+            return nil
+        }
+    }
+
     /// `POST /abort {"request_id": id}` on the worker's engine-worker-queue port (when it has
     /// one). Best effort: a 404 means the request had already ended.
     public func abort(_ requestID: String, on worker: PeerEndpoint, timeout: Duration = .seconds(2)) async {

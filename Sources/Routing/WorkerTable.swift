@@ -49,6 +49,8 @@ public enum WorkerSource: String, Codable, Sendable {
     case registered
     /// `--prefill`, `--decode`, `--worker-urls`, `--cluster-config`, `POST /workers`.
     case configured
+    /// Found in the splitwise scheduler's cluster hash (`--scheduler-name splitwise`).
+    case scheduler
 }
 
 /// The router's workers: registrations, health, circuit breakers, in-flight counts and loads.

@@ -309,7 +309,7 @@ public struct APIServer: AsyncParsableCommand {
             do {
                 _ = try await splitwise.connect()
             } catch {
-                throw ConfigurationError(message: SchedulerOptions.startupProblem(error, address: settings.address))
+                throw ConfigurationError(message: SchedulerClusterOptions.startupProblem(error, address: settings.address))
             }
             scheduler = splitwise
         } else {

@@ -33,6 +33,7 @@ private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathCompon
             (["--cluster-config", "/nonexistent.json"], "router: Error: --cluster-config /nonexistent.json: cannot read the file"),
             (["--prefill-policy", "random", "--prefill-routing-policy", "BLB"], "router: Error: give --prefill-policy or --prefill-routing-policy, not both"),
             (["--health-failure-threshold", "0"], "router: Error: --health-failure-threshold and --health-success-threshold must be at least 1"),
+            (["--scheduler-expire-period", "5"], "router: Error: --scheduler-expire-period must be longer than --scheduler-sync-period"),
         ]
         for (arguments, message) in cases {
             let result = try runProcess(try RouterProcess.binary, arguments)
