@@ -108,6 +108,60 @@ import TestSupport
                 "\(unreachable.stderr)")
     }
 
+    /// A Redis older than 6.2 (no `RPOP key count`): exit 78 naming the version, before the
+    /// model loads. Debian ships only Redis 7, so the old server is a stand-in, named as such:
+    /// a few lines of Python speaking RESP that answer `INFO` with `redis_version:6.0.16`.
+    @Test func aRedisOlderThanSixPointTwoIsAConfigurationError() throws {
+        let port = try freeLoopbackPort()
+        let oldRedis = try APIServerProcess(executable: "/usr/bin/python3", arguments: ["-c", Self.oldRedisStandIn, String(port)], port: port)
+        defer { oldRedis.stop(seconds: 1) }  // nothing to drain
+        try oldRedis.waitUntil("the stand-in Redis answers PING", seconds: 30) {
+            (try? runProcess("/usr/bin/redis-cli", ["-p", String(port), "PING"]))?.stdout == "PONG\n"
+        }
+        let old = try runProcess(try APIServerProcess.binary, ["--port", String(try freeLoopbackPort()), "--scheduler-name", "splitwise",
+                                                               "--scheduler-port", String(port)])
+        #expect(old.status == 78)
+        #expect(old.stderr.hasSuffix("api-server: Redis 6.0.16 is too old: the splitwise scheduler needs Redis 6.2 or later (RPOP key count) at redis://127.0.0.1:\(port)/0\n"),
+                "\(old.stderr)")
+    }
+
+    /// A RESP server that says it is Redis 6.0.16: INFO answers its server section, PING PONG,
+    /// anything else OK.
+    static let oldRedisStandIn = #"""
+    import socket, sys, threading
+    def serve(conn):
+        data = b""
+        with conn:
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+                while data:
+                    if not data.startswith(b"*"):
+                        conn.sendall(b"-ERR not RESP\r\n"); return
+                    lines = data.split(b"\r\n")
+                    count = int(lines[0][1:])
+                    if len(lines) < 1 + 2 * count + 1:
+                        break
+                    words = [lines[2 + 2 * i] for i in range(count)]
+                    data = b"\r\n".join(lines[1 + 2 * count:])
+                    name = words[0].upper()
+                    if name == b"INFO":
+                        body = b"# Server\r\nredis_version:6.0.16\r\n"
+                        conn.sendall(b"$%d\r\n%s\r\n" % (len(body), body))
+                    elif name == b"PING":
+                        conn.sendall(b"+PONG\r\n")
+                    else:
+                        conn.sendall(b"+OK\r\n")
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", int(sys.argv[1])))
+    listener.listen(16)
+    while True:
+        threading.Thread(target=serve, args=(listener.accept()[0],), daemon=True).start()
+    """#
+
     /// A decode node stops and is killed with requests queued for it: it leaves placement once
     /// its heartbeat is older than the expire period, its queued legs are taken out of its list,
     /// and every request completes on the other decode node with the same tokens.
