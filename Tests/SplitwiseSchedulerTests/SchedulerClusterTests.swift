@@ -214,6 +214,32 @@ import TestSupport
         try survivor.waitUntilIdle(seconds: 60)
     }
 
+    /// Redis restarts empty (killed, then started again on its port with nothing saved): the
+    /// nodes publish themselves again within a few sync periods and the cluster serves as before.
+    @Test func redisRestartedEmptyThenTheNodesPublishAgainAndServe() throws {
+        var redis: RedisServerProcess? = try RedisServerProcess()
+        let port = redis!.port
+        let prefill = try SchedulerCluster.node("prefill", redis: redis!)
+        let decode = try SchedulerCluster.node("decode", redis: redis!)
+        defer { prefill.stop(); decode.stop() }
+        let ids: Set = [try SchedulerCluster.nodeID(prefill), try SchedulerCluster.nodeID(decode)]
+        try SchedulerCluster.waitUntilFormed([prefill, decode], ids: ids)
+        let prompt = GreedyTokens.prompt(Self.lengths[7], seed: 300)
+        let expected = try GreedyTokens.run(prefill.client, prompt, stream: false, maxTokens: 8)
+
+        redis = nil  // SIGKILL: the cluster hash and every list are gone
+        redis = try RedisServerProcess(port: port)
+        try prefill.waitUntil("both nodes are in the new Redis's cluster hash") {
+            Set(try redis!.cli(["HKEYS", "fd.cluster"])) == ids
+        }
+        try SchedulerCluster.waitUntilFormed([prefill, decode], ids: ids)
+        for (index, client) in [prefill.client, decode.client].enumerated() {
+            #expect(try GreedyTokens.run(client, prompt, stream: index == 1, maxTokens: 8) == expected)
+        }
+        try prefill.waitUntilIdle(seconds: 60)
+        try decode.waitUntilIdle(seconds: 60)
+    }
+
     /// Redis stops (SIGSTOP) while requests run: /health says what is wrong, every request
     /// completes or gets an OpenAI-shaped error naming the scheduler, and once Redis answers
     /// again the nodes publish again and serve.

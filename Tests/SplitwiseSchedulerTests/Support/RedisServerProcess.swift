@@ -11,17 +11,18 @@ final class RedisServerProcess {
     private let process = Process()
     private let directory: String
 
-    init(password: String? = nil) throws {
+    /// On `port` (nil: a free one; a port given again restarts "the same" Redis, empty).
+    init(password: String? = nil, port: Int? = nil) throws {
         let candidates = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
         guard let binary = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw TestFailure("redis-server is not installed: run `bash scripts/install-deps.sh` (Debian redis-server)")
         }
-        port = try freeLoopbackPort()
+        self.port = try port ?? freeLoopbackPort()
         self.password = password
         directory = NSTemporaryDirectory() + "tandem-redis-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         process.executableURL = URL(fileURLWithPath: binary)
-        var arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory,
+        var arguments = ["--port", String(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory,
                          "--daemonize", "no"]
         if let password { arguments += ["--requirepass", password] }
         process.arguments = arguments
@@ -31,7 +32,7 @@ final class RedisServerProcess {
         try process.run()
         let address = self.address
         let up = waitUntil { Self.answers(address) }
-        guard up else { throw TestFailure("redis-server on port \(port) did not answer PING") }
+        guard up else { throw TestFailure("redis-server on port \(self.port) did not answer PING") }
     }
 
     deinit {
