@@ -214,6 +214,31 @@ import TestSupport
         try survivor.waitUntilIdle(seconds: 60)
     }
 
+    /// No result within --scheduler-ttl: a 504 `scheduler_ttl_expired`, never a hang. The decode
+    /// node is stopped and the expire period long, so only the ttl can end the request; once the
+    /// node resumes, both nodes free every block.
+    @Test func aResultThatDoesNotArriveWithinTheTTLIsA504() throws {
+        let redis = try RedisServerProcess()
+        let slow = ["--scheduler-ttl", "2", "--scheduler-expire-period", "60000"]
+        let prefill = try SchedulerCluster.node("prefill", redis: redis, extra: slow)
+        let decode = try SchedulerCluster.node("decode", redis: redis, extra: slow)
+        defer { prefill.stop(); decode.stop() }
+        try SchedulerCluster.waitUntilFormed([prefill, decode], ids: [try SchedulerCluster.nodeID(prefill), try SchedulerCluster.nodeID(decode)])
+
+        kill(decode.process.processIdentifier, SIGSTOP)
+        do {
+            let tokens = try GreedyTokens.run(prefill.client, GreedyTokens.prompt(Self.lengths[5], seed: 400), stream: false, maxTokens: 4)
+            Issue.record("answered although the decode node was stopped: \(tokens)")
+        } catch let refused as GreedyTokens.Refused {
+            #expect(refused.status == 504, "\(refused)")
+            #expect(refused.body.contains("\"code\":\"scheduler_ttl_expired\"") || refused.body.contains("\"code\": \"scheduler_ttl_expired\""), "\(refused)")
+            #expect(refused.body.contains("within --scheduler-ttl (2.0 seconds)."), "\(refused)")
+        }
+        kill(decode.process.processIdentifier, SIGCONT)
+        try prefill.waitUntilIdle(seconds: 60)
+        try decode.waitUntilIdle(seconds: 60)
+    }
+
     /// Redis restarts empty (killed, then started again on its port with nothing saved): the
     /// nodes publish themselves again within a few sync periods and the cluster serves as before.
     @Test func redisRestartedEmptyThenTheNodesPublishAgainAndServe() throws {
