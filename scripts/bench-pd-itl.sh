@@ -51,27 +51,7 @@ rm -f "$out_dir"/*.json "$out_dir"/*.log "$out_dir"/*.txt
 # Health checks every second: the workers join the table soon after they register.
 router_flags=(--health-check-interval 1 --health-check-timeout 5 --log-level warning)
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-# Everything started, stopped (SIGTERM, then SIGKILL after 10 s) after each run and on exit.
-pids=()
-stop_all() {
-    local pid waited
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do
-        for ((waited = 0; waited < 100; waited++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    pids=()
-}
-trap stop_all EXIT
-
-launch() { # log name, command...
-    local name="$1"; shift
-    "$@" >"$out_dir/$name.log" 2>&1 &
-    pids+=($!)
-}
+source scripts/bench-processes.sh  # free_port, launch, stop_all (on exit)
 
 # Waits until the router on $1 counts $2 healthy workers, then sends one short request
 # through it (a warm-up that also checks the whole path).

@@ -37,24 +37,7 @@ out_dir="${OUT_DIR:-.build/bench-scheduler}"
 mkdir -p "$out_dir"
 rm -f "$out_dir"/*.json "$out_dir"/*.log "$out_dir"/*.txt
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-pids=()
-stop_all() {
-    local pid waited
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do
-        for ((waited = 0; waited < 100; waited++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    pids=()
-}
-trap stop_all EXIT
-launch() { # log name, command...
-    local name="$1"; shift
-    "$@" >"$out_dir/$name.log" 2>&1 &
-    pids+=($!)
-}
+source scripts/bench-processes.sh  # free_port, launch, stop_all (on exit)
 wait_for() { # url
     for _ in $(seq 600); do
         curl -sf -o /dev/null --max-time 2 "$1" && return 0
