@@ -82,24 +82,15 @@ host_a="$subnet.1" host_b="$subnet.2"
 rcli() { redis-cli -h "$redis_host" -p "$redis_port" -a "$redis_password" --no-auth-warning "$@"; }
 
 # Processes of the current deployment; Redis and the MONITOR readers apart (they outlive it).
-pids=() infra_pids=()
-stop_pids() { # pid...
-    local pid waited
-    for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "$@"; do
-        for ((waited = 0; waited < 100; waited++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-}
-stop_deployment() { if ((${#pids[@]})); then stop_pids "${pids[@]}"; fi; pids=(); }
+source scripts/bench-processes.sh  # stop_pids; $pids and stop_all for the deployment
+infra_pids=()
 remove_network() {
     local namespace
     for namespace in "$name-a" "$name-b" "$name-lan"; do ip netns del "$namespace" 2>/dev/null || true; done
     ip link del "$name-r" 2>/dev/null || true
 }
 cleanup() {
-    stop_deployment
+    stop_all
     if ((${#infra_pids[@]})); then stop_pids "${infra_pids[@]}"; fi
     infra_pids=()
     remove_network
@@ -203,7 +194,7 @@ for round in $(seq "$rounds"); do
         echo "bench-scheduler-fleet: round $round, $kind (load average $(load))" >&2
         echo "$run $(load)" >>"$out_dir/load.txt"
         clients "$run" "$prompts" "$concurrency" "$round"
-        stop_deployment
+        stop_all
     done
 done
 
@@ -235,7 +226,7 @@ for config in 2:8 4:8 4:16; do
     start=$(commands); sleep "$(python3 -c "print($t1 - $t0)")"; idle=$(( $(commands) - start ))
     stop_monitor
     echo "$nodes $count_concurrency $busy $idle $count_prompts $(python3 -c "print($t1 - $t0)")" >>"$out_dir/commands.txt"
-    stop_deployment
+    stop_all
 done
 
 python3 - "$out_dir" "$rounds" "$host_a" "$host_b" <<'PY'
