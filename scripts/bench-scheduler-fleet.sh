@@ -4,8 +4,8 @@
 # 4 nodes.
 #
 #   Redis $SUBNET.254 (this namespace, on the LAN bridge, password)
-#   host A ($NETNS_NAME-a, $SUBNET.1): prefill P1, P2      | mixed M1
-#   host B ($NETNS_NAME-b, $SUBNET.2): decode  D1, D2      | mixed M2
+#   host A ($NETNS_NAME-p, $SUBNET.1): prefill P1, P2      | mixed M1
+#   host B ($NETNS_NAME-d, $SUBNET.2): decode  D1, D2      | mixed M2
 #
 # Layout: the prefill instances on one host and the decode instances on the other, as
 # FastDeploy's users split prefill and decode machines: every KV transfer crosses hosts (tcp,
@@ -83,37 +83,18 @@ rcli() { redis-cli -h "$redis_host" -p "$redis_port" -a "$redis_password" --no-a
 
 # Processes of the current deployment; Redis and the MONITOR readers apart (they outlive it).
 source scripts/bench-processes.sh  # stop_pids; $pids and stop_all for the deployment
+source scripts/two-host-lan.sh     # two_host_lan, remove_two_host_lan: hosts p ($SUBNET.1) and d ($SUBNET.2)
 infra_pids=()
-remove_network() {
-    local namespace
-    for namespace in "$name-a" "$name-b" "$name-lan"; do ip netns del "$namespace" 2>/dev/null || true; done
-    ip link del "$name-r" 2>/dev/null || true
-}
 cleanup() {
     stop_all
     if ((${#infra_pids[@]})); then stop_pids "${infra_pids[@]}"; fi
     infra_pids=()
-    remove_network
+    remove_two_host_lan "$name"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-remove_network
-ip netns add "$name-lan"
-ip -n "$name-lan" link add name br0 type bridge
-ip -n "$name-lan" link set br0 up
-ip link add name "$name-r" type veth peer name redis netns "$name-lan"
-ip addr add "$redis_host/24" dev "$name-r"
-ip link set "$name-r" up
-ip -n "$name-lan" link set redis master br0 up
-for side in a b; do
-    ip netns add "$name-$side"
-    ip -n "$name-lan" link add name "to-$side" type veth peer name eth0 netns "$name-$side"
-    ip -n "$name-lan" link set "to-$side" master br0 up
-    ip -n "$name-$side" addr add "$([[ $side == a ]] && echo "$host_a" || echo "$host_b")/24" dev eth0
-    ip -n "$name-$side" link set eth0 up
-    ip -n "$name-$side" link set lo up
-done
+two_host_lan "$name" "$subnet" redis
 
 redis-server --bind "$redis_host" --port "$redis_port" --requirepass "$redis_password" \
     --save '' --appendonly no --dir /tmp >"$out_dir/redis.log" 2>&1 &
@@ -122,10 +103,10 @@ for _ in $(seq 100); do [[ $(rcli ping 2>/dev/null) == PONG ]] && break; sleep 0
 [[ $(rcli ping 2>/dev/null) == PONG ]] || { echo "bench-scheduler-fleet: redis-server did not start; $out_dir/redis.log" >&2; exit 1; }
 
 urls=()  # API base URLs of the current deployment, in round-robin order
-# instance LOG SIDE ROLE BASE_PORT TOPIC THREADS: one api-server on host SIDE (a or b).
+# instance LOG SIDE ROLE BASE_PORT TOPIC THREADS: one api-server on host SIDE (p: A, d: B).
 instance() {
     local log="$1" side="$2" role="$3" port="$4" topic="$5" instance_threads="$6" address extra=()
-    address=$([[ $side == a ]] && echo "$host_a" || echo "$host_b")
+    address="$subnet.$(host_number "$side")"
     [[ $role == decode ]] && extra=(--pd-comm-port "$((port + 2))" --cache-queue-port "$((port + 3))")
     ip netns exec "$name-$side" "$bin/api-server" --model "$model" --host "$address" --port "$port" \
         --engine-worker-queue-port "$((port + 1))" --threads "$instance_threads" \
@@ -142,11 +123,11 @@ deploy() {
     urls=()
     rcli flushall >/dev/null
     if [[ $kind == pd ]]; then
-        for ((i = 1; i <= prefills; i++)); do instance "$run-p$i" a prefill $((8000 + 10 * i)) "$run" "$threads"; done
-        for ((i = 1; i <= decodes; i++)); do instance "$run-d$i" b decode $((8000 + 10 * i)) "$run" "$threads"; done
+        for ((i = 1; i <= prefills; i++)); do instance "$run-p$i" p prefill $((8000 + 10 * i)) "$run" "$threads"; done
+        for ((i = 1; i <= decodes; i++)); do instance "$run-d$i" d decode $((8000 + 10 * i)) "$run" "$threads"; done
     else
-        instance "$run-m1" a mixed 8010 "$run" $((2 * threads))
-        instance "$run-m2" b mixed 8010 "$run" $((2 * threads))
+        instance "$run-m1" p mixed 8010 "$run" $((2 * threads))
+        instance "$run-m2" d mixed 8010 "$run" $((2 * threads))
     fi
     for url in "${urls[@]}"; do
         for _ in $(seq 600); do
