@@ -230,6 +230,22 @@ static inline AI void ksuper_block(int wtype, const uint8_t *sb, int j, const fl
     *sc = _mm256_broadcast_ss(scl + j);
 }
 
+// The fused K-quant kernels multiply block t's int32 lane sums with prod[t] (Q4_K, Q5_K: 8
+// values) or prod[2t] and prod[2t + 1] for its two halves (Q6_K: 16 values): the products of
+// ksuper_scales' scl with the activation scales xd of the super-block's 8 blocks, formed here
+// with one or two multiplies per super-block instead of one per block. They are the values the
+// staged kernel forms per block (its lane scale times act->dexp), so the bits are the same.
+static inline AI void ksuper_products(int wtype, const float *scl, const float *xd, float *prod) {
+    __m256 d = _mm256_loadu_ps(xd);
+    if (wtype == TK_Q6_K) {
+        const __m256i lo = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), hi = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+        _mm256_store_ps(prod, _mm256_mul_ps(_mm256_load_ps(scl), _mm256_permutevar8x32_ps(d, lo)));
+        _mm256_store_ps(prod + 8, _mm256_mul_ps(_mm256_load_ps(scl + 8), _mm256_permutevar8x32_ps(d, hi)));
+    } else {
+        _mm256_store_ps(prod, _mm256_mul_ps(_mm256_load_ps(scl), d));
+    }
+}
+
 static inline AI int is_kquant(int wtype) { return wtype == TK_Q4_K || wtype == TK_Q5_K || wtype == TK_Q6_K; }
 
 static inline AI int64_t kquant_bytes(int wtype) {
@@ -344,20 +360,34 @@ static inline AI void micro(int wtype, const uint8_t *const *rows, tk_stage2 *st
         }                                                                                          \
     }
     if (rows && is_kquant(wtype)) {
-        // Fused K-quants: scales decoded once per super-block (segments start on one).
+        // Fused K-quants: scales decoded once per super-block (segments start on one), and
+        // their products with the activation scales formed 8 or 16 at a time.
         for (int64_t t0 = 0; t0 < nbs; t0 += 8) {
             alignas(32) float scl[TILE_ROWS][16];
+            alignas(32) float prod[TILE_ROWS][TILE_COLS][16];
             const uint8_t *sb[TILE_ROWS];
             for (int r = 0; r < rn; r++) {
                 sb[r] = rows[r] + ((b0 + t0) >> 3) * kquant_bytes(wtype);
                 ksuper_scales(wtype, sb[r], scl[r], st->off[r] + 2 * t0);
+                for (int col = 0; col < cn; col++)
+                    ksuper_products(wtype, scl[r], x->d + (j + col) * x->b_stride + b0 + t0, prod[r][col]);
             }
 #pragma clang loop unroll(full)
             for (int jb = 0; jb < 8; jb++) {
                 __m256i wq[TILE_ROWS];
-                __m256 wd[TILE_ROWS];
+                __m256 wd[TILE_ROWS]; // not used: prod holds the scales
                 for (int r = 0; r < rn; r++) ksuper_block(wtype, sb[r], jb, scl[r], &wq[r], &wd[r]);
-                TK_BLOCK_PRODUCTS(t0 + jb)
+                for (int col = 0; col < cn; col++) {
+                    __m256i xv = _mm256_loadu_si256((const __m256i *)(xq[col] + 32 * (t0 + jb)));
+                    for (int r = 0; r < rn; r++) {
+                        const float *p = prod[r][col];
+                        __m256 scale = wtype == TK_Q6_K
+                                           ? _mm256_setr_m128(_mm_broadcast_ss(p + 2 * jb), _mm_broadcast_ss(p + 2 * jb + 1))
+                                           : _mm256_broadcast_ss(p + jb);
+                        __m256 dot = _mm256_cvtepi32_ps(dot4(wq[r], xv, is_signed));
+                        acc[r][col] = _mm256_fmadd_ps(dot, scale, acc[r][col]);
+                    }
+                }
             }
         }
     } else {
