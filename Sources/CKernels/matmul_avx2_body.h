@@ -87,9 +87,15 @@ static inline AI __m256 f16_broadcast(const uint8_t *p) {
     return _mm256_cvtph_ps(_mm_set1_epi16((short)tk_read_u16(p)));
 }
 
+// The fp16 scale at the start of a 32-wide block in all 8 lanes: converted straight from
+// memory (8 bytes, inside the block) and broadcast, one shuffle where f16_broadcast takes two.
+static inline AI __m256 block_scale(const uint8_t *blk) {
+    return _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)blk)));
+}
+
 // d at blk in every lane, and offsets zero_point · d (Q4_0, Q5_0).
 static inline AI void scale_zero_point(__m256 *sc, float *off, const uint8_t *blk, float zero_point) {
-    *sc = f16_broadcast(blk);
+    *sc = block_scale(blk);
     float o = zero_point * _mm256_cvtss_f32(*sc);
     off[0] = o;
     off[1] = o;
@@ -97,7 +103,7 @@ static inline AI void scale_zero_point(__m256 *sc, float *off, const uint8_t *bl
 
 // The fp16 scale d and min m at blk (Q4_1, Q5_1), both converted by one instruction.
 static inline AI void scale_and_min(__m256 *sc, float *off, const uint8_t *blk) {
-    __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128((int)read_u32(blk)));
+    __m128 dm = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)blk)); // from memory: no shuffle
     *sc = _mm256_broadcastss_ps(dm);
     _mm_storel_pi((__m64 *)off, _mm_movehdup_ps(dm));
 }
@@ -134,7 +140,7 @@ static inline AI void unpack_block(int wtype, const uint8_t *row, int64_t b, __m
     case TK_Q8_0: { // signed bytes; the micro-kernel applies the sign trick
         const uint8_t *blk = row + b * TK_Q8_0_BYTES;
         *q = _mm256_loadu_si256((const __m256i *)(blk + 2));
-        *sc = f16_broadcast(blk); // no offsets: the micro-kernel skips them for Q8_0
+        *sc = block_scale(blk); // no offsets: the micro-kernel skips them for Q8_0
         break;
     }
     case TK_Q4_K:
