@@ -340,13 +340,44 @@ static inline AI __m256i dot4(__m256i w, __m256i x, int is_signed) {
 #endif
 }
 
+// Q8_0 with AVX-VNNI, whose vpdpbusd takes unsigned weights: w · x = (w + 128) · x − 128 Σ x
+// per int32 lane, with w + 128 = w ^ 0x80 as unsigned bytes; the correction −128 Σ x (ncorr)
+// depends only on the activation block, so the fused kernels compute it once per call for all
+// weight rows, and a block costs an xor and a vpdpbusd instead of vpsignb, vpabsb and vpdpbusd.
+// Exact integers: the same sums as dot4's sign trick.
+static inline AI __m256i dot_q8_corrected(__m256i w, __m256i x, __m256i ncorr) {
+#if TK_AVX2_VNNI
+    return _mm256_dpbusd_avx_epi32(ncorr, _mm256_xor_si256(w, _mm256_set1_epi8((char)0x80)), x);
+#else
+    (void)ncorr;
+    return dot4(w, x, 1);
+#endif
+}
+
+// ncorr[col * nb + b] = −128 Σ x over each int32 lane of activation block b of row j + col.
+static inline AI void q8_corrections(const tk_act_q8 *x, int64_t j, int cn, int64_t nb, __m256i *ncorr) {
+#if TK_AVX2_VNNI
+    for (int col = 0; col < cn; col++)
+        for (int64_t b = 0; b < nb; b++) {
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(x->q + (j + col) * x->q_stride + 32 * b));
+            __m256i sum = _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), _mm256_set1_epi8((char)0x80), xv);
+            ncorr[col * nb + b] = _mm256_sub_epi32(_mm256_setzero_si256(), sum);
+        }
+#else
+    (void)x, (void)j, (void)cn, (void)nb, (void)ncorr;
+#endif
+}
+
 // v[r][col] = weight rows r · activation rows j + col over the segment's nbs blocks. Staged
 // (rows == NULL): the weights come from st. Fused (rows given): each block is unpacked in
 // registers (its offsets still go to st->off) and serves all cn activation rows; the
 // arithmetic is the same either way.
+// ncorr (fused Q8_0 with AVX-VNNI only, else NULL): see q8_corrections; column col's block t of
+// the segment is ncorr[col * nstride + t].
 static inline AI void micro(int wtype, const uint8_t *const *rows, tk_stage2 *st, int rn, int cn, int64_t nbs,
-                            const tk_act_q8 *x, int64_t j, int64_t b0, float v[TILE_ROWS][TILE_COLS]) {
-    const int is_signed = wtype == TK_Q8_0;
+                            const tk_act_q8 *x, int64_t j, int64_t b0, const __m256i *ncorr, int64_t nstride,
+                            float v[TILE_ROWS][TILE_COLS]) {
+    const int is_signed = wtype == TK_Q8_0, corrected = is_signed && ncorr != NULL;
     __m256 acc[TILE_ROWS][TILE_COLS];
     const int8_t *xq[TILE_COLS];
     const float *xd[TILE_COLS], *xs[TILE_COLS];
@@ -361,7 +392,8 @@ static inline AI void micro(int wtype, const uint8_t *const *rows, tk_stage2 *st
         __m256i xv = _mm256_loadu_si256((const __m256i *)(xq[col] + 32 * (t)));                    \
         __m256 xsc = _mm256_loadu_ps(xd[col] + 8 * (t));                                           \
         for (int r = 0; r < rn; r++) {                                                             \
-            __m256 dot = _mm256_cvtepi32_ps(dot4(wq[r], xv, is_signed));                           \
+            __m256 dot = _mm256_cvtepi32_ps(corrected ? dot_q8_corrected(wq[r], xv, ncorr[col * nstride + (t)]) \
+                                                               : dot4(wq[r], xv, is_signed));       \
             acc[r][col] = _mm256_fmadd_ps(dot, _mm256_mul_ps(wd[r], xsc), acc[r][col]);            \
         }                                                                                          \
     }
@@ -443,6 +475,15 @@ static inline AI void product(int wtype, const uint8_t *w, int64_t row_bytes, in
     int64_t nb = k / TK_QK;
     int fused = j1 - j0 <= TK_FUSED_MAX_ROWS;
     tk_stage2 st;
+    // Fused Q8_0 with AVX-VNNI: the activation corrections of dot_q8_corrected, once for all
+    // weight rows (rows of up to TK_Q8_CORR_BLOCKS blocks; longer ones use the sign trick).
+    enum { TK_Q8_CORR_BLOCKS = 128 };
+    alignas(32) __m256i ncorr_buf[TK_AVX2_VNNI && wtype == TK_Q8_0 ? TILE_COLS * TK_Q8_CORR_BLOCKS : 1];
+    const __m256i *ncorr = NULL;
+    if (TK_AVX2_VNNI && wtype == TK_Q8_0 && fused && nb <= TK_Q8_CORR_BLOCKS) {
+        q8_corrections(x, j0, (int)(j1 - j0), nb, ncorr_buf);
+        ncorr = ncorr_buf;
+    }
     for (int64_t i = i0; i < i1; i += TILE_ROWS) {
         int rows = i1 - i < TILE_ROWS ? (int)(i1 - i) : TILE_ROWS;
         const uint8_t *row_ptr[TILE_ROWS];
@@ -457,8 +498,9 @@ static inline AI void product(int wtype, const uint8_t *w, int64_t row_bytes, in
                 // Fused calls get the row pointers as a visible argument, so that each
                 // (rows, cols) case compiles to a loop without the staged branch.
 #define TK_CALL(rn, cn)                                                                            \
-    if (fused) micro(wtype, row_ptr, &st, rn, cn, nbs, x, j, b0, v);                               \
-    else micro(wtype, NULL, &st, rn, cn, nbs, x, j, b0, v)
+    if (fused && ncorr) micro(wtype, row_ptr, &st, rn, cn, nbs, x, j, b0, ncorr_buf + b0, nb, v);    \
+    else if (fused) micro(wtype, row_ptr, &st, rn, cn, nbs, x, j, b0, NULL, 0, v);                 \
+    else micro(wtype, NULL, &st, rn, cn, nbs, x, j, b0, NULL, 0, v)
                 if (rows == 2) {
                     switch (cols) {
                     case 4: TK_CALL(2, 4); break;
