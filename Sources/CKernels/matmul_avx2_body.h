@@ -87,9 +87,15 @@ static inline AI __m256 f16_broadcast(const uint8_t *p) {
     return _mm256_cvtph_ps(_mm_set1_epi16((short)tk_read_u16(p)));
 }
 
+// The fp16 scale at the start of a 32-wide block in all 8 lanes: converted straight from
+// memory (8 bytes, inside the block) and broadcast, one shuffle where f16_broadcast takes two.
+static inline AI __m256 block_scale(const uint8_t *blk) {
+    return _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)blk)));
+}
+
 // d at blk in every lane, and offsets zero_point · d (Q4_0, Q5_0).
 static inline AI void scale_zero_point(__m256 *sc, float *off, const uint8_t *blk, float zero_point) {
-    *sc = f16_broadcast(blk);
+    *sc = block_scale(blk);
     float o = zero_point * _mm256_cvtss_f32(*sc);
     off[0] = o;
     off[1] = o;
@@ -97,7 +103,7 @@ static inline AI void scale_zero_point(__m256 *sc, float *off, const uint8_t *bl
 
 // The fp16 scale d and min m at blk (Q4_1, Q5_1), both converted by one instruction.
 static inline AI void scale_and_min(__m256 *sc, float *off, const uint8_t *blk) {
-    __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128((int)read_u32(blk)));
+    __m128 dm = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)blk)); // from memory: no shuffle
     *sc = _mm256_broadcastss_ps(dm);
     _mm_storel_pi((__m64 *)off, _mm_movehdup_ps(dm));
 }
@@ -134,7 +140,7 @@ static inline AI void unpack_block(int wtype, const uint8_t *row, int64_t b, __m
     case TK_Q8_0: { // signed bytes; the micro-kernel applies the sign trick
         const uint8_t *blk = row + b * TK_Q8_0_BYTES;
         *q = _mm256_loadu_si256((const __m256i *)(blk + 2));
-        *sc = f16_broadcast(blk); // no offsets: the micro-kernel skips them for Q8_0
+        *sc = block_scale(blk); // no offsets: the micro-kernel skips them for Q8_0
         break;
     }
     case TK_Q4_K:
@@ -230,6 +236,22 @@ static inline AI void ksuper_block(int wtype, const uint8_t *sb, int j, const fl
     *sc = _mm256_broadcast_ss(scl + j);
 }
 
+// The fused K-quant kernels multiply block t's int32 lane sums with prod[t] (Q4_K, Q5_K: 8
+// values) or prod[2t] and prod[2t + 1] for its two halves (Q6_K: 16 values): the products of
+// ksuper_scales' scl with the activation scales xd of the super-block's 8 blocks, formed here
+// with one or two multiplies per super-block instead of one per block. They are the values the
+// staged kernel forms per block (its lane scale times act->dexp), so the bits are the same.
+static inline AI void ksuper_products(int wtype, const float *scl, const float *xd, float *prod) {
+    __m256 d = _mm256_loadu_ps(xd);
+    if (wtype == TK_Q6_K) {
+        const __m256i lo = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), hi = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+        _mm256_store_ps(prod, _mm256_mul_ps(_mm256_load_ps(scl), _mm256_permutevar8x32_ps(d, lo)));
+        _mm256_store_ps(prod + 8, _mm256_mul_ps(_mm256_load_ps(scl + 8), _mm256_permutevar8x32_ps(d, hi)));
+    } else {
+        _mm256_store_ps(prod, _mm256_mul_ps(_mm256_load_ps(scl), d));
+    }
+}
+
 static inline AI int is_kquant(int wtype) { return wtype == TK_Q4_K || wtype == TK_Q5_K || wtype == TK_Q6_K; }
 
 static inline AI int64_t kquant_bytes(int wtype) {
@@ -318,13 +340,44 @@ static inline AI __m256i dot4(__m256i w, __m256i x, int is_signed) {
 #endif
 }
 
+// Q8_0 with AVX-VNNI, whose vpdpbusd takes unsigned weights: w · x = (w + 128) · x − 128 Σ x
+// per int32 lane, with w + 128 = w ^ 0x80 as unsigned bytes; the correction −128 Σ x (ncorr)
+// depends only on the activation block, so the fused kernels compute it once per call for all
+// weight rows, and a block costs an xor and a vpdpbusd instead of vpsignb, vpabsb and vpdpbusd.
+// Exact integers: the same sums as dot4's sign trick.
+static inline AI __m256i dot_q8_corrected(__m256i w, __m256i x, __m256i ncorr) {
+#if TK_AVX2_VNNI
+    return _mm256_dpbusd_avx_epi32(ncorr, _mm256_xor_si256(w, _mm256_set1_epi8((char)0x80)), x);
+#else
+    (void)ncorr;
+    return dot4(w, x, 1);
+#endif
+}
+
+// ncorr[col * nb + b] = −128 Σ x over each int32 lane of activation block b of row j + col.
+static inline AI void q8_corrections(const tk_act_q8 *x, int64_t j, int cn, int64_t nb, __m256i *ncorr) {
+#if TK_AVX2_VNNI
+    for (int col = 0; col < cn; col++)
+        for (int64_t b = 0; b < nb; b++) {
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(x->q + (j + col) * x->q_stride + 32 * b));
+            __m256i sum = _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), _mm256_set1_epi8((char)0x80), xv);
+            ncorr[col * nb + b] = _mm256_sub_epi32(_mm256_setzero_si256(), sum);
+        }
+#else
+    (void)x, (void)j, (void)cn, (void)nb, (void)ncorr;
+#endif
+}
+
 // v[r][col] = weight rows r · activation rows j + col over the segment's nbs blocks. Staged
 // (rows == NULL): the weights come from st. Fused (rows given): each block is unpacked in
 // registers (its offsets still go to st->off) and serves all cn activation rows; the
 // arithmetic is the same either way.
+// ncorr (fused Q8_0 with AVX-VNNI only, else NULL): see q8_corrections; column col's block t of
+// the segment is ncorr[col * nstride + t].
 static inline AI void micro(int wtype, const uint8_t *const *rows, tk_stage2 *st, int rn, int cn, int64_t nbs,
-                            const tk_act_q8 *x, int64_t j, int64_t b0, float v[TILE_ROWS][TILE_COLS]) {
-    const int is_signed = wtype == TK_Q8_0;
+                            const tk_act_q8 *x, int64_t j, int64_t b0, const __m256i *ncorr, int64_t nstride,
+                            float v[TILE_ROWS][TILE_COLS]) {
+    const int is_signed = wtype == TK_Q8_0, corrected = is_signed && ncorr != NULL;
     __m256 acc[TILE_ROWS][TILE_COLS];
     const int8_t *xq[TILE_COLS];
     const float *xd[TILE_COLS], *xs[TILE_COLS];
@@ -339,25 +392,40 @@ static inline AI void micro(int wtype, const uint8_t *const *rows, tk_stage2 *st
         __m256i xv = _mm256_loadu_si256((const __m256i *)(xq[col] + 32 * (t)));                    \
         __m256 xsc = _mm256_loadu_ps(xd[col] + 8 * (t));                                           \
         for (int r = 0; r < rn; r++) {                                                             \
-            __m256 dot = _mm256_cvtepi32_ps(dot4(wq[r], xv, is_signed));                           \
+            __m256 dot = _mm256_cvtepi32_ps(corrected ? dot_q8_corrected(wq[r], xv, ncorr[col * nstride + (t)]) \
+                                                               : dot4(wq[r], xv, is_signed));       \
             acc[r][col] = _mm256_fmadd_ps(dot, _mm256_mul_ps(wd[r], xsc), acc[r][col]);            \
         }                                                                                          \
     }
     if (rows && is_kquant(wtype)) {
-        // Fused K-quants: scales decoded once per super-block (segments start on one).
+        // Fused K-quants: scales decoded once per super-block (segments start on one), and
+        // their products with the activation scales formed 8 or 16 at a time.
         for (int64_t t0 = 0; t0 < nbs; t0 += 8) {
             alignas(32) float scl[TILE_ROWS][16];
+            alignas(32) float prod[TILE_ROWS][TILE_COLS][16];
             const uint8_t *sb[TILE_ROWS];
             for (int r = 0; r < rn; r++) {
                 sb[r] = rows[r] + ((b0 + t0) >> 3) * kquant_bytes(wtype);
                 ksuper_scales(wtype, sb[r], scl[r], st->off[r] + 2 * t0);
+                for (int col = 0; col < cn; col++)
+                    ksuper_products(wtype, scl[r], x->d + (j + col) * x->b_stride + b0 + t0, prod[r][col]);
             }
 #pragma clang loop unroll(full)
             for (int jb = 0; jb < 8; jb++) {
                 __m256i wq[TILE_ROWS];
-                __m256 wd[TILE_ROWS];
+                __m256 wd[TILE_ROWS]; // not used: prod holds the scales
                 for (int r = 0; r < rn; r++) ksuper_block(wtype, sb[r], jb, scl[r], &wq[r], &wd[r]);
-                TK_BLOCK_PRODUCTS(t0 + jb)
+                for (int col = 0; col < cn; col++) {
+                    __m256i xv = _mm256_loadu_si256((const __m256i *)(xq[col] + 32 * (t0 + jb)));
+                    for (int r = 0; r < rn; r++) {
+                        const float *p = prod[r][col];
+                        __m256 scale = wtype == TK_Q6_K
+                                           ? _mm256_setr_m128(_mm_broadcast_ss(p + 2 * jb), _mm_broadcast_ss(p + 2 * jb + 1))
+                                           : _mm256_broadcast_ss(p + jb);
+                        __m256 dot = _mm256_cvtepi32_ps(dot4(wq[r], xv, is_signed));
+                        acc[r][col] = _mm256_fmadd_ps(dot, scale, acc[r][col]);
+                    }
+                }
             }
         }
     } else {
@@ -407,6 +475,15 @@ static inline AI void product(int wtype, const uint8_t *w, int64_t row_bytes, in
     int64_t nb = k / TK_QK;
     int fused = j1 - j0 <= TK_FUSED_MAX_ROWS;
     tk_stage2 st;
+    // Fused Q8_0 with AVX-VNNI: the activation corrections of dot_q8_corrected, once for all
+    // weight rows (rows of up to TK_Q8_CORR_BLOCKS blocks; longer ones use the sign trick).
+    enum { TK_Q8_CORR_BLOCKS = 128 };
+    alignas(32) __m256i ncorr_buf[TK_AVX2_VNNI && wtype == TK_Q8_0 ? TILE_COLS * TK_Q8_CORR_BLOCKS : 1];
+    const __m256i *ncorr = NULL;
+    if (TK_AVX2_VNNI && wtype == TK_Q8_0 && fused && nb <= TK_Q8_CORR_BLOCKS) {
+        q8_corrections(x, j0, (int)(j1 - j0), nb, ncorr_buf);
+        ncorr = ncorr_buf;
+    }
     for (int64_t i = i0; i < i1; i += TILE_ROWS) {
         int rows = i1 - i < TILE_ROWS ? (int)(i1 - i) : TILE_ROWS;
         const uint8_t *row_ptr[TILE_ROWS];
@@ -421,8 +498,9 @@ static inline AI void product(int wtype, const uint8_t *w, int64_t row_bytes, in
                 // Fused calls get the row pointers as a visible argument, so that each
                 // (rows, cols) case compiles to a loop without the staged branch.
 #define TK_CALL(rn, cn)                                                                            \
-    if (fused) micro(wtype, row_ptr, &st, rn, cn, nbs, x, j, b0, v);                               \
-    else micro(wtype, NULL, &st, rn, cn, nbs, x, j, b0, v)
+    if (fused && ncorr) micro(wtype, row_ptr, &st, rn, cn, nbs, x, j, b0, ncorr_buf + b0, nb, v);    \
+    else if (fused) micro(wtype, row_ptr, &st, rn, cn, nbs, x, j, b0, NULL, 0, v);                 \
+    else micro(wtype, NULL, &st, rn, cn, nbs, x, j, b0, NULL, 0, v)
                 if (rows == 2) {
                     switch (cols) {
                     case 4: TK_CALL(2, 4); break;
