@@ -64,27 +64,39 @@ import TestSupport
         #expect(try router.metric("tandem_router_requests_total") == 6)
     }
 
+    /// Holds callers until it is opened (then lets every one through).
+    final class Gate: Sendable {
+        private let semaphore = DispatchSemaphore(value: 0)
+        private let open = Mutex(false)
+
+        func pass() {
+            if !open.withLock({ $0 }) { semaphore.wait() }
+        }
+
+        func openUp() {
+            open.withLock { $0 = true }
+            for _ in 0..<8 { semaphore.signal() }
+        }
+    }
+
     /// A worker that holds every completion request until `release()`.
     final class HeldWorker: Sendable {
         let server: RecordingHTTPServer
-        private let gate = DispatchSemaphore(value: 0)
-        private let released = Mutex(false)
+        private let gate: Gate
 
         init() throws {
-            let gate = gate, released = released
+            let gate = Gate()
+            self.gate = gate
             server = try RecordingHTTPServer { request in
                 guard request.path == "/v1/completions" else { return (200, "{}") }
-                if !released.withLock({ $0 }) { gate.wait() }
+                gate.pass()
                 return (200, RelayConnectionTests.completion)
             }
         }
 
         var url: String { "http://127.0.0.1:\(server.port)" }
 
-        func release() {
-            released.withLock { $0 = true }
-            for _ in 0..<8 { gate.signal() }
-        }
+        func release() { gate.openUp() }
 
         deinit {
             release()
@@ -93,14 +105,19 @@ import TestSupport
     }
 
     static func post(_ router: RouterProcess, id: String?, body: String = body(0)) throws -> HTTPTestResponse {
-        try router.client.post("/v1/completions", body: Data(body.utf8), headers: id.map { ["X-Request-Id": $0] } ?? [:])
+        try post(router.client, id: id, body: body)
+    }
+
+    static func post(_ client: HTTPTestClient, id: String?, body: String = body(0)) throws -> HTTPTestResponse {
+        try client.post("/v1/completions", body: Data(body.utf8), headers: id.map { ["X-Request-Id": $0] } ?? [:])
     }
 
     /// Holds the only slot of `router` with a request the worker does not answer yet, runs
     /// `check`, then lets the worker answer and checks the held request succeeded.
     static func withSlotHeld(_ router: RouterProcess, _ worker: HeldWorker, _ check: () throws -> Void) throws {
         let held = Mutex<HTTPTestResponse?>(nil)
-        let holder = Thread { held.withLock { $0 = try? post(router, id: "holder") } }
+        let client = router.client
+        let holder = Thread { held.withLock { $0 = try? post(client, id: "holder") } }
         holder.start()
         try router.waitUntil("the worker has the first request") { worker.server.requests(to: "/v1/completions").count == 1 }
         try check()
