@@ -8,13 +8,15 @@
 # Prints a Markdown table; raw wrk output in $OUT_DIR (default .build/bench-router).
 #
 #   scripts/bench-router.sh [--seconds N] [--connections N] [--threads N] [--no-vllm] [--no-sglang]
+#                           [--baseline ROUTER_BINARY]
 #
+# --baseline adds another Tandem router binary (say, main's before a change) as one more row.
 # nginx-light, wrk, vllm-router and sglang-router come from scripts/install-deps.sh.
 # The router is .build/release/router (built when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-seconds=10 connections=64 wrk_threads=1 run_vllm=1 run_sglang=1
+seconds=10 connections=64 wrk_threads=1 run_vllm=1 run_sglang=1 baseline=""
 while (($#)); do
     case "$1" in
         --seconds) seconds="$2"; shift 2 ;;
@@ -22,6 +24,7 @@ while (($#)); do
         --threads) wrk_threads="$2"; shift 2 ;;
         --no-vllm) run_vllm=0; shift ;;
         --no-sglang) run_sglang=0; shift ;;
+        --baseline) baseline="$2"; shift 2 ;;
         *) echo "bench-router: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -134,6 +137,10 @@ port="$(free_port)"
 start_and_measure tandem-router "$port" "$router" --port "$port" --worker-urls "$backend" --log-level warning
 port="$(free_port)"
 start_and_measure tandem-router-1-thread "$port" "$router" --port "$port" --worker-urls "$backend" --log-level warning --threads 1
+if [[ -n "$baseline" ]]; then
+    port="$(free_port)"
+    start_and_measure tandem-router-baseline "$port" "$baseline" --port "$port" --worker-urls "$backend" --log-level warning
+fi
 if ((run_vllm)); then
     port="$(free_port)"
     start_and_measure vllm-router "$port" vllm-router --host 127.0.0.1 --port "$port" --worker-urls "$backend" \
@@ -157,7 +164,7 @@ print("| --- | ---: | ---: | ---: | ---: | ---: |")
 for name, (rps, p50, p99) in results.items():
     added = "" if name == "direct" else f"{p50 - direct[1]:.0f} us | {p99 - direct[2]:.0f} us"
     print(f"| {name} | {rps:.0f} | {p50:.0f} us | {p99:.0f} us | {added or ' | '} |")
-for mine in ("tandem-router", "tandem-router-1-thread"):
+for mine in ("tandem-router", "tandem-router-1-thread", "tandem-router-baseline"):
     tandem = results.get(mine)
     for other in ("vllm-router", "sglang-router"):
         if tandem and other in results:

@@ -15,6 +15,26 @@ public enum OpenAIRoute: String, Sendable {
     var metricLabel: String { self == .completions ? "completions" : "chat_completions" }
 }
 
+/// One relayed client request as it arrived: its route, its whole body, its request id (the
+/// client's `X-Request-Id` when sane, else a new one: `Relay.requestID`) and its
+/// `Authorization` header, passed on to the worker.
+public struct RelayRequest: Sendable {
+    public var route: OpenAIRoute
+    public var body: ByteBuffer
+    public var requestID: String
+    public var authorization: String?
+    /// When its head arrived (the start of its latency in the metrics).
+    public var start: ContinuousClock.Instant
+
+    public init(route: OpenAIRoute, body: ByteBuffer, requestID: String, authorization: String?, start: ContinuousClock.Instant = .now) {
+        self.route = route
+        self.body = body
+        self.requestID = requestID
+        self.authorization = authorization
+        self.start = start
+    }
+}
+
 public struct RelaySettings: Sendable {
     /// Route to prefill–decode pairs when both roles are available.
     public var splitwise = false
@@ -65,18 +85,13 @@ public final class Relay: Sendable {
         case failed(String, failedURLs: [String])
     }
 
-    public func serve(_ request: Request, route: OpenAIRoute) async throws -> Response {
-        let start = ContinuousClock.now
-        let requestID = Self.requestID(request.headers[Self.requestIDField])
+    /// Relays one client request (its body whole) to a worker or a prefill–decode pair. Throws
+    /// `RouterError` for the router's own answers (admission, no worker, timeout, upstream
+    /// failure); RelayChannelHandler writes either, with the request id.
+    public func serve(_ request: RelayRequest) async throws -> Response {
+        let start = request.start, route = request.route, requestID = request.requestID
         // The request id goes into the messages: metadata would be formatted on every request.
         let requestLogger = logger
-        let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: settings.maxBodyBytes)
-        } catch {
-            throw RouterError(status: .contentTooLarge, message: "The request body is larger than the limit of \(settings.maxBodyBytes) bytes.",
-                              type: "invalid_request_error", code: "request_too_large")
-        }
         let finish = RequestFinish(admission: admission, metrics: metrics, route: route.metricLabel, start: start)
         do {
             try await admission.acquire()
@@ -90,17 +105,13 @@ public final class Relay: Sendable {
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: "application/json")
             headers.add(name: "X-Request-Id", value: requestID)
-            if let authorization = request.headers[.authorization] { headers.add(name: "Authorization", value: authorization) }
+            if let authorization = request.authorization { headers.add(name: "Authorization", value: authorization) }
             let context = RelayContext(route: route, requestID: requestID, headers: headers, deadline: deadline, finish: finish,
                                        logger: requestLogger)
-            var response: Response
             if settings.splitwise, !table.candidates(role: .prefill, at: .now).isEmpty, !table.candidates(role: .decode, at: .now).isEmpty {
-                response = try await servePD(body: body, context: context)
-            } else {
-                response = try await serveMixed(body: body, context: context)
+                return try await servePD(body: request.body, context: context)
             }
-            response.headers[Self.requestIDField] = requestID
-            return response
+            return try await serveMixed(body: request.body, context: context)
         } catch {
             let status = (error as? RouterError).map { Int($0.status.code) } ?? 500
             metrics.recordError((error as? RouterError)?.code ?? "internal")

@@ -290,7 +290,10 @@ public struct RouterCommand: AsyncParsableCommand {
                                                logger: logger)
         registrations.add(to: router)
         let (host, port, mode, policyName) = (host, port, splitwise ? "splitwise" : "mixed", policy.rawValue)
-        let application = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "router"),
+        // The relayed routes are answered in each connection's pipeline, before Hummingbird.
+        let application = Application(router: router,
+                                      server: .http1(configuration: .init(additionalChannelHandlers: [RelayChannelHandler(relay: relay)])),
+                                      configuration: .init(address: .hostname(host, port: port), serverName: "router"),
                                       onServerRunning: { _ in
                                           logger.info("routing on http://\(host):\(port) (\(mode), policy \(policyName))")
                                       },

@@ -66,6 +66,11 @@ public struct RouterError: Error, HTTPResponseError, Equatable, CustomStringConv
                     type: "upstream_error", code: "upstream_failed")
     }
 
+    /// Something in the router itself failed (not a worker): a bug to report.
+    public static func internalError(_ error: any Error) -> RouterError {
+        RouterError(status: .internalServerError, message: "The router failed: \(error)", type: "internal_error", code: "internal")
+    }
+
     public static func notFound(_ path: String) -> RouterError {
         RouterError(status: .notFound, message: "No route for \(path).", type: "invalid_request_error", code: "not_found")
     }
@@ -82,7 +87,10 @@ public struct RouterError: Error, HTTPResponseError, Equatable, CustomStringConv
         return (try? JSONSerialization.data(withJSONObject: ["error": error], options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
     }
 
-    public func response(from request: Request, context: some RequestContext) throws -> Response {
+    public func response(from request: Request, context: some RequestContext) throws -> Response { plainResponse }
+
+    /// The answer: this error's JSON with its status.
+    public var plainResponse: Response {
         Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: jsonBody)))
     }
 }

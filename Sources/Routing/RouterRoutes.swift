@@ -2,16 +2,15 @@ import AsyncHTTPClient
 import Hummingbird
 import NIOCore
 
-/// The router's own routes: the relayed OpenAI endpoints, health, readiness, liveness and
-/// metrics (registration is RegistrationRoutes').
+/// The router's own routes on Hummingbird: models, health, readiness, liveness and metrics
+/// (registration is RegistrationRoutes'; the relayed OpenAI endpoints are served in front of
+/// Hummingbird, by RelayChannelHandler).
 struct RouterRoutes: Sendable {
     let relay: Relay
     let splitwise: Bool
 
     func add(to router: Router<BasicRequestContext>) {
         let relay = relay, table = relay.table
-        router.post("v1/completions") { request, _ in try await relay.serve(request, route: .completions) }
-        router.post("v1/chat/completions") { request, _ in try await relay.serve(request, route: .chatCompletions) }
         router.get("v1/models") { _, _ -> Response in try await models() }
 
         router.get("liveness") { _, _ -> Response in try json(["status": "alive"]) }
