@@ -6,8 +6,12 @@
 # raw JSON in $OUT_DIR (default .build/bench-serve).
 #
 #   scripts/bench-serve.sh [--model PATH] [--threads N] [--concurrency "1 8 32"]
-#                          [--llama-server PATH] [--no-tandem] [--no-llama] [--fairness]
+#                          [--max-num-seqs N] [--prompts-per-concurrency P] [--llama-server PATH]
+#                          [--no-tandem] [--no-llama] [--fairness]
 #
+# Each level C sends max(8, P * C) prompts (P defaults to 4).
+# --max-num-seqs N is api-server's limit of running sequences (its default otherwise);
+# --max-num-seqs 8 is the like-for-like setting against llama-server's --parallel 8.
 # --fairness also measures llama-server at concurrency 8 with a second, independent client
 # (scripts/bench-serve-client.py, Python asyncio + aiohttp) to check the benchmark itself.
 # llama-server is looked for in --llama-server, $LLAMA_SERVER, then
@@ -17,13 +21,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-model="" threads=2 levels="1 8 32" llama_server="${LLAMA_SERVER:-}" run_tandem=1 run_llama=1 fairness=0
+model="" threads=2 levels="1 8 32" max_num_seqs="" per_level=4 llama_server="${LLAMA_SERVER:-}" run_tandem=1 run_llama=1 fairness=0
 input_len=256 output_len=128
 while (($#)); do
     case "$1" in
         --model) model="$2"; shift 2 ;;
         --threads) threads="$2"; shift 2 ;;
         --concurrency) levels="$2"; shift 2 ;;
+        --max-num-seqs) max_num_seqs="$2"; shift 2 ;;
+        --prompts-per-concurrency) per_level="$2"; shift 2 ;;
         --llama-server) llama_server="$2"; shift 2 ;;
         --no-tandem) run_tandem=0; shift ;;
         --no-llama) run_llama=0; shift ;;
@@ -86,7 +92,7 @@ start_server() { # name, port, command...
 
 bench_levels() { # name, port
     for c in $levels; do
-        local prompts=$((c * 4 > 8 ? c * 4 : 8))
+        local prompts=$((c * per_level > 8 ? c * per_level : 8))
         echo "bench-serve: $1, concurrency $c, $prompts prompts" >&2
         "$tandem" bench serve --base-url "http://127.0.0.1:$2" --tokenizer-model "$model" \
             --random-input-len "$input_len" --random-output-len "$output_len" --ignore-eos \
@@ -117,7 +123,7 @@ if ((run_tandem)); then
     port="$(free_port)"
     # shellcheck disable=SC2086 # TANDEM_SERVER_ARGS is a list of flags
     start_server tandem "$port" .build/release/api-server --model "$model" --host 127.0.0.1 --port "$port" \
-        --threads "$threads" ${TANDEM_SERVER_ARGS:-}
+        --threads "$threads" ${max_num_seqs:+--max-num-seqs "$max_num_seqs"} ${TANDEM_SERVER_ARGS:-}
     bench_levels tandem "$port"
     stop_server
 fi

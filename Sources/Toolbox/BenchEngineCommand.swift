@@ -21,6 +21,9 @@ struct BenchEngineCommand: ParsableCommand {
     @Option(help: "Sequences decoding together in the generation test.")
     var batch = 1
 
+    @Option(help: "Tokens of context already in the cache (filled untimed) before each test, like llama-bench's -d.")
+    var depth = 0
+
     @Option(help: "Compute threads.")
     var threads = ProcessInfo.processInfo.activeProcessorCount
 
@@ -33,6 +36,7 @@ struct BenchEngineCommand: ParsableCommand {
     func validate() throws {
         guard promptTokens >= 0 else { throw ValidationError("--prompt-tokens must be 0 or more") }
         guard genTokens >= 0 else { throw ValidationError("--gen-tokens must be 0 or more") }
+        guard depth >= 0 else { throw ValidationError("--depth must be 0 or more") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
@@ -44,7 +48,7 @@ struct BenchEngineCommand: ParsableCommand {
         let weights = try loadModel(path)
         let transformer = Transformer(weights: weights, backend: try CPUBackend(threads: threads))
         let bench = EngineBenchmark(transformer: transformer, promptTokens: promptTokens,
-                                    genTokens: genTokens, batch: batch)
+                                    genTokens: genTokens, batch: batch, depth: depth)
         let result = try bench.run(repetitions: repetitions)
         let prefill = meanAndDeviation(result.prefillTokensPerSecond)
         let generation = meanAndDeviation(result.generationTokensPerSecond)
@@ -58,7 +62,7 @@ struct BenchEngineCommand: ParsableCommand {
                 ("generation_tokens_per_s", format(generation.mean)),
                 ("generation_tokens_per_s_stddev", format(generation.deviation)),
                 ("prompt_tokens", "\(promptTokens)"), ("gen_tokens", "\(genTokens)"),
-                ("batch", "\(batch)"), ("threads", "\(threads)"), ("repetitions", "\(repetitions)"),
+                ("batch", "\(batch)"), ("depth", "\(depth)"), ("threads", "\(threads)"), ("repetitions", "\(repetitions)"),
                 ("model", jsonString(modelName)),
                 ("cpu_kernels", jsonString(CPUKernels.activePath)),
                 ("cpu_kernel_variant", jsonString(CPUKernels.activeKernels)),
@@ -71,11 +75,12 @@ struct BenchEngineCommand: ParsableCommand {
             print("cpu kernels: \(CPUKernels.activePath) (\(CPUKernels.activeKernels))")
             print("| model | threads | test | t/s |")
             print("| --- | ---: | --- | ---: |")
+            let atDepth = depth > 0 ? " @ d\(depth)" : ""
             if promptTokens > 0 {
-                print("| \(modelName) | \(threads) | pp\(promptTokens) | \(format(prefill.mean)) ± \(format(prefill.deviation)) |")
+                print("| \(modelName) | \(threads) | pp\(promptTokens)\(atDepth) | \(format(prefill.mean)) ± \(format(prefill.deviation)) |")
             }
             if genTokens > 0 {
-                let test = batch == 1 ? "tg\(genTokens)" : "tg\(genTokens) × \(batch) sequences"
+                let test = (batch == 1 ? "tg\(genTokens)" : "tg\(genTokens) × \(batch) sequences") + atDepth
                 print("| \(modelName) | \(threads) | \(test) | \(format(generation.mean)) ± \(format(generation.deviation)) |")
             }
             if let peak = memory.peakResident {

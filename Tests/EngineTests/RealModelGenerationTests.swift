@@ -77,12 +77,15 @@ import ModelStore
         output = try TandemProcess.run(["bench", "engine", "--batch", "0"])
         #expect(output.status != 0)
         #expect(output.stderr.hasPrefix("Error: --batch must be at least 1"))
+        output = try TandemProcess.run(["bench", "engine", "--depth=-1"])
+        #expect(output.status != 0)
+        #expect(output.stderr.hasPrefix("Error: --depth must be 0 or more"))
     }
 
     @Test func benchEngineJSONHasTheFigures() throws {
         let output = try TandemProcess.run([
             "bench", "engine", "--model", try defaultModelPath(), "--prompt-tokens", "32", "--gen-tokens", "4",
-            "--batch", "3", "--threads", "2", "--repetitions", "1", "--json",
+            "--batch", "3", "--depth", "20", "--threads", "2", "--repetitions", "1", "--json",
         ])
         #expect(output.status == 0)
         let lines = output.stdout.split(separator: "\n")
@@ -91,6 +94,7 @@ import ModelStore
         #expect((object?["prefill_tokens_per_s"] as? Double ?? 0) > 0)
         #expect((object?["generation_tokens_per_s"] as? Double ?? 0) > 0)
         #expect(object?["batch"] as? Int == 3)
+        #expect(object?["depth"] as? Int == 20)
     }
 }
 
