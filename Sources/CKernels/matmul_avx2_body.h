@@ -36,7 +36,8 @@
 // For weight element e of staged block t of a row: w[e] = sc[8t + e/4] * q[32t + e] plus
 // off[2t + e/16] / d_x(block), so the product with x = d_x * qx is
 //   Σ_t Σ_lanes sc·d_x·(q·qx)  +  Σ off · (d_x Σ qx over the half block)   (= act->s).
-// Q8_0 stages its signed bytes (the micro-kernel applies the sign trick) with zero offsets.
+// Q8_0 stages its signed bytes (the micro-kernel applies the sign trick) and Q4_0 / Q5_0 their
+// unsigned ones (the micro-kernel subtracts the zero point in the integer sums), without offsets.
 typedef struct {
     alignas(32) uint8_t q[TILE_ROWS][SEG_BLOCKS * 32];
     alignas(32) float sc[TILE_ROWS][SEG_BLOCKS * 8];
