@@ -36,7 +36,8 @@
 // For weight element e of staged block t of a row: w[e] = sc[8t + e/4] * q[32t + e] plus
 // off[2t + e/16] / d_x(block), so the product with x = d_x * qx is
 //   Σ_t Σ_lanes sc·d_x·(q·qx)  +  Σ off · (d_x Σ qx over the half block)   (= act->s).
-// Q8_0 stages its signed bytes (the micro-kernel applies the sign trick) with zero offsets.
+// Q8_0 stages its signed bytes (the micro-kernel applies the sign trick) and Q4_0 / Q5_0 their
+// unsigned ones (the micro-kernel subtracts the zero point in the integer sums), without offsets.
 typedef struct {
     alignas(32) uint8_t q[TILE_ROWS][SEG_BLOCKS * 32];
     alignas(32) float sc[TILE_ROWS][SEG_BLOCKS * 8];
@@ -93,13 +94,6 @@ static inline AI __m256 block_scale(const uint8_t *blk) {
     return _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)blk)));
 }
 
-// d at blk in every lane, and offsets zero_point · d (Q4_0, Q5_0).
-static inline AI void scale_zero_point(__m256 *sc, float *off, const uint8_t *blk, float zero_point) {
-    *sc = block_scale(blk);
-    float o = zero_point * _mm256_cvtss_f32(*sc);
-    off[0] = o;
-    off[1] = o;
-}
 
 // The fp16 scale d and min m at blk (Q4_1, Q5_1), both converted by one instruction.
 static inline AI void scale_and_min(__m256 *sc, float *off, const uint8_t *blk) {
@@ -116,7 +110,8 @@ static inline AI void unpack_block(int wtype, const uint8_t *row, int64_t b, __m
     case TK_Q4_0: {
         const uint8_t *blk = row + b * TK_Q4_0_BYTES;
         *q = nibbles(blk + 2);
-        scale_zero_point(sc, off, blk, -8.0f);
+        *sc = block_scale(blk); // no offsets: the zero point goes into the integer sums
+        (void)off;
         break;
     }
     case TK_Q4_1: {
@@ -128,7 +123,7 @@ static inline AI void unpack_block(int wtype, const uint8_t *row, int64_t b, __m
     case TK_Q5_0: {
         const uint8_t *blk = row + b * TK_Q5_0_BYTES;
         *q = _mm256_or_si256(nibbles(blk + 6), fifth_bits(blk + 2));
-        scale_zero_point(sc, off, blk, -16.0f);
+        *sc = block_scale(blk); // no offsets: the zero point goes into the integer sums
         break;
     }
     case TK_Q5_1: {
@@ -340,6 +335,32 @@ static inline AI __m256i dot4(__m256i w, __m256i x, int is_signed) {
 #endif
 }
 
+// Q4_0 and Q5_0 store unsigned weights q with a zero point z (8, 16): w = q − z. The kernels
+// take it into the integer sums, Σ (q − z) x = Σ q x − z Σ x per int32 lane, instead of a float
+// offset per half block: exact integers, so where the correction −z Σ x comes from (computed
+// once per call, or per block) does not change a bit.
+static inline AI int zero_point(int wtype) { return wtype == TK_Q4_0 ? 8 : wtype == TK_Q5_0 ? 16 : 0; }
+
+// −c Σ x over each int32 lane of the activation bytes xv (c ≤ 128: exact in both variants).
+static inline AI __m256i lane_correction(int c, __m256i xv) {
+    __m256i cv = _mm256_set1_epi8((char)c);
+#if TK_AVX2_VNNI
+    __m256i sum = _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), cv, xv);
+#else
+    __m256i sum = _mm256_madd_epi16(_mm256_maddubs_epi16(cv, xv), _mm256_set1_epi16(1));
+#endif
+    return _mm256_sub_epi32(_mm256_setzero_si256(), sum);
+}
+
+// Σ (q − z) x per int32 lane for unsigned q, with ncorr = lane_correction(z, x).
+static inline AI __m256i dot_zero_point(__m256i w, __m256i x, __m256i ncorr) {
+#if TK_AVX2_VNNI
+    return _mm256_dpbusd_avx_epi32(ncorr, w, x);
+#else
+    return _mm256_add_epi32(dot4(w, x, 0), ncorr);
+#endif
+}
+
 // Q8_0 with AVX-VNNI, whose vpdpbusd takes unsigned weights: w · x = (w + 128) · x − 128 Σ x
 // per int32 lane, with w + 128 = w ^ 0x80 as unsigned bytes; the correction −128 Σ x (ncorr)
 // depends only on the activation block, so the fused kernels compute it once per call for all
@@ -354,30 +375,24 @@ static inline AI __m256i dot_q8_corrected(__m256i w, __m256i x, __m256i ncorr) {
 #endif
 }
 
-// ncorr[col * nb + b] = −128 Σ x over each int32 lane of activation block b of row j + col.
-static inline AI void q8_corrections(const tk_act_q8 *x, int64_t j, int cn, int64_t nb, __m256i *ncorr) {
-#if TK_AVX2_VNNI
+// ncorr[col * nb + b] = −c Σ x over each int32 lane of activation block b of row j + col.
+static inline AI void lane_corrections(int c, const tk_act_q8 *x, int64_t j, int cn, int64_t nb, __m256i *ncorr) {
     for (int col = 0; col < cn; col++)
-        for (int64_t b = 0; b < nb; b++) {
-            __m256i xv = _mm256_loadu_si256((const __m256i *)(x->q + (j + col) * x->q_stride + 32 * b));
-            __m256i sum = _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), _mm256_set1_epi8((char)0x80), xv);
-            ncorr[col * nb + b] = _mm256_sub_epi32(_mm256_setzero_si256(), sum);
-        }
-#else
-    (void)x, (void)j, (void)cn, (void)nb, (void)ncorr;
-#endif
+        for (int64_t b = 0; b < nb; b++)
+            ncorr[col * nb + b] = lane_correction(c, _mm256_loadu_si256((const __m256i *)(x->q + (j + col) * x->q_stride + 32 * b)));
 }
 
 // v[r][col] = weight rows r · activation rows j + col over the segment's nbs blocks. Staged
 // (rows == NULL): the weights come from st. Fused (rows given): each block is unpacked in
 // registers (its offsets still go to st->off) and serves all cn activation rows; the
 // arithmetic is the same either way.
-// ncorr (fused Q8_0 with AVX-VNNI only, else NULL): see q8_corrections; column col's block t of
-// the segment is ncorr[col * nstride + t].
+// ncorr (fused Q4_0 / Q5_0, and fused Q8_0 with AVX-VNNI; else NULL): see lane_corrections;
+// column col's block t of the segment is ncorr[col * nstride + t]. Without it Q4_0 / Q5_0
+// compute the same corrections per block.
 static inline AI void micro(int wtype, const uint8_t *const *rows, tk_stage2 *st, int rn, int cn, int64_t nbs,
                             const tk_act_q8 *x, int64_t j, int64_t b0, const __m256i *ncorr, int64_t nstride,
                             float v[TILE_ROWS][TILE_COLS]) {
-    const int is_signed = wtype == TK_Q8_0, corrected = is_signed && ncorr != NULL;
+    const int is_signed = wtype == TK_Q8_0, corrected = is_signed && ncorr != NULL, zp = zero_point(wtype);
     __m256 acc[TILE_ROWS][TILE_COLS];
     const int8_t *xq[TILE_COLS];
     const float *xd[TILE_COLS], *xs[TILE_COLS];
@@ -391,9 +406,12 @@ static inline AI void micro(int wtype, const uint8_t *const *rows, tk_stage2 *st
     for (int col = 0; col < cn; col++) {                                                           \
         __m256i xv = _mm256_loadu_si256((const __m256i *)(xq[col] + 32 * (t)));                    \
         __m256 xsc = _mm256_loadu_ps(xd[col] + 8 * (t));                                           \
+        __m256i nc = _mm256_setzero_si256();                                                       \
+        if (zp) nc = ncorr ? ncorr[col * nstride + (t)] : lane_correction(zp, xv);                 \
         for (int r = 0; r < rn; r++) {                                                             \
             __m256 dot = _mm256_cvtepi32_ps(corrected ? dot_q8_corrected(wq[r], xv, ncorr[col * nstride + (t)]) \
-                                                               : dot4(wq[r], xv, is_signed));       \
+                                            : zp ? dot_zero_point(wq[r], xv, nc)                   \
+                                                 : dot4(wq[r], xv, is_signed));                    \
             acc[r][col] = _mm256_fmadd_ps(dot, _mm256_mul_ps(wd[r], xsc), acc[r][col]);            \
         }                                                                                          \
     }
@@ -449,7 +467,7 @@ static inline AI void micro(int wtype, const uint8_t *const *rows, tk_stage2 *st
     for (int col = 0; col < cn; col++) {
         for (int r = 0; r < rn; r++) {
             __m256 o = _mm256_setzero_ps();
-            if (!is_signed) {
+            if (!is_signed && !zp) {
                 int64_t e = 0;
                 for (; e + 8 <= nhalf; e += 8)
                     o = _mm256_fmadd_ps(_mm256_load_ps(st->off[r] + e), _mm256_loadu_ps(xs[col] + e), o);
@@ -475,13 +493,15 @@ static inline AI void product(int wtype, const uint8_t *w, int64_t row_bytes, in
     int64_t nb = k / TK_QK;
     int fused = j1 - j0 <= TK_FUSED_MAX_ROWS;
     tk_stage2 st;
-    // Fused Q8_0 with AVX-VNNI: the activation corrections of dot_q8_corrected, once for all
-    // weight rows (rows of up to TK_Q8_CORR_BLOCKS blocks; longer ones use the sign trick).
-    enum { TK_Q8_CORR_BLOCKS = 128 };
-    alignas(32) __m256i ncorr_buf[TK_AVX2_VNNI && wtype == TK_Q8_0 ? TILE_COLS * TK_Q8_CORR_BLOCKS : 1];
+    // Fused: the activation corrections of dot_zero_point (Q4_0, Q5_0) and, with AVX-VNNI, of
+    // dot_q8_corrected, once for all weight rows (rows of up to TK_CORR_BLOCKS blocks; longer
+    // ones compute them per block, or use the sign trick for Q8_0).
+    enum { TK_CORR_BLOCKS = 128 };
+    const int corr = zero_point(wtype) ? zero_point(wtype) : TK_AVX2_VNNI && wtype == TK_Q8_0 ? 128 : 0;
+    alignas(32) __m256i ncorr_buf[corr ? TILE_COLS * TK_CORR_BLOCKS : 1];
     const __m256i *ncorr = NULL;
-    if (TK_AVX2_VNNI && wtype == TK_Q8_0 && fused && nb <= TK_Q8_CORR_BLOCKS) {
-        q8_corrections(x, j0, (int)(j1 - j0), nb, ncorr_buf);
+    if (corr && fused && nb <= TK_CORR_BLOCKS) {
+        lane_corrections(corr, x, j0, (int)(j1 - j0), nb, ncorr_buf);
         ncorr = ncorr_buf;
     }
     for (int64_t i = i0; i < i1; i += TILE_ROWS) {
