@@ -5,7 +5,8 @@ import TestSupport
 
 /// The relay's fast path (a kept-alive worker connection idle on the client's event loop, no
 /// task) keeps the task path's rules: a retryable answer is retried on another worker, a worker
-/// that refuses connections is left for another, a slow worker gets the router's 504.
+/// that refuses connections is left for another, a slow worker gets the router's 504, a client
+/// that leaves closes the worker's request and gives its admission slot back.
 @Suite struct RelayFastPathTests {
     static let completion = RelayConnectionTests.completion
 
@@ -97,5 +98,33 @@ import TestSupport
         gate.openUp()
         // The connection serves the next request after the 504.
         #expect(try Self.post(connection, id: "after").status == 200)
+    }
+
+    @Test func aClientThatLeavesClosesTheWorkersRequestAndFreesItsSlot() throws {
+        let gate = RelayConnectionTests.Gate()
+        let answered = Mutex(0)
+        let worker = try RecordingHTTPServer(keepsConnectionsAlive: true) { request in
+            guard request.path == "/v1/completions" else { return (200, "{}") }
+            // Only the second request is held.
+            if answered.withLock({ count in defer { count += 1 }; return count }) == 1 { gate.pass() }
+            return (200, Self.completion)
+        }
+        defer { gate.openUp(); worker.stop() }
+        let router = try RouterProcess(["--worker-urls", "http://127.0.0.1:\(worker.port)", "--health-check-interval", "3600",
+                                        "--max-concurrent-requests", "1", "--queue-size", "0"])
+        defer { router.stop() }
+        try router.waitForHealthyWorkers(1)
+        var leaving: KeptAliveConnection? = try KeptAliveConnection(port: router.port)
+        #expect(try Self.post(leaving!, id: "first").status == 200)
+        try leaving!.send(KeptAliveConnection.request("POST", "/v1/completions", headers: ["X-Request-Id": "leaver"],
+                                                      body: RelayConnectionTests.body(0)))
+        try router.waitUntil("the worker has the second request") { Self.ids(worker) == ["first", "leaver"] }
+        leaving!.resetOnClose()
+        leaving = nil
+        // The request ends (counted) although the worker never answered it, and the only slot is free.
+        try router.waitUntil("the left request is finished") { try router.metric("tandem_router_requests_total") == 2 }
+        let after = try KeptAliveConnection(port: router.port)
+        #expect(try Self.post(after, id: "after").status == 200)
+        #expect(Self.ids(worker) == ["first", "leaver", "after"])
     }
 }

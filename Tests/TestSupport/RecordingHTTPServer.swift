@@ -30,6 +30,7 @@ public final class RecordingHTTPServer: Sendable {
     private let respond: @Sendable (Request) -> (status: Int, body: String)
     private let dropsReusedConnections: Bool
     private let keepsConnectionsAlive: Bool
+    private let stopped = Atomic<Bool>(false)
 
     /// On `port` (0: one the kernel picks). `respond` runs on the listener's thread before the answer is sent.
     public init(port: Int = 0, dropsReusedConnections: Bool = false, keepsConnectionsAlive: Bool = false, respond: @escaping @Sendable (Request) -> (status: Int, body: String) = { _ in (200, #"{"status":"ok"}"#) }) throws {
@@ -58,8 +59,12 @@ public final class RecordingHTTPServer: Sendable {
 
     deinit { stop() }
 
-    /// Stops accepting (wakes the listener's thread, which closes the socket).
-    public func stop() { shutdown(fd, Int32(SHUT_RDWR)) }
+    /// Stops accepting (wakes the listener's thread, which closes the socket). Once only: a
+    /// second shutdown could hit another socket that got the closed descriptor's number.
+    public func stop() {
+        guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        shutdown(fd, Int32(SHUT_RDWR))
+    }
 
     /// Every request received so far, in order.
     public var requests: [Request] { recorded.withLock { $0 } }
