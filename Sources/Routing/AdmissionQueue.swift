@@ -87,6 +87,18 @@ public final class AdmissionQueue: Sendable {
         }
     }
 
+    /// Takes a slot if one is free and nobody waits for one, without waiting: false when the
+    /// request has to go through `acquire` (to wait in line, or be refused).
+    public func tryAcquire() -> Bool {
+        let limit = settings.maxConcurrent
+        guard limit > 0 else { return true }
+        return state.withLock { state in
+            guard state.running < limit, state.waiters.isEmpty else { return false }
+            state.running += 1
+            return true
+        }
+    }
+
     /// Gives a slot back: to the first waiter, if any.
     public func release() {
         guard settings.maxConcurrent > 0 else { return }

@@ -87,38 +87,54 @@ public final class Relay: Sendable {
 
     /// Relays one client request (its body whole) to a worker or a prefill–decode pair. Throws
     /// `RouterError` for the router's own answers (admission, no worker, timeout, upstream
-    /// failure); RelayChannelHandler writes either, with the request id.
+    /// failure); RelayChannelHandler writes either, with the request id. `resume`: the fast
+    /// path's first try (RelayFastPath), already admitted, whose outcome needs this path.
     public func serve(_ request: RelayRequest) async throws -> Response {
-        let start = request.start, route = request.route, requestID = request.requestID
-        // The request id goes into the messages: metadata would be formatted on every request.
-        let requestLogger = logger
-        let finish = RequestFinish(admission: admission, metrics: metrics, route: route.metricLabel, start: start)
-        do {
-            try await admission.acquire()
-        } catch let error as RouterError {
-            metrics.recordError(error.code ?? "queue")
-            metrics.recordRequest(route: route.metricLabel, status: Int(error.status.code), duration: .now - start, firstToken: nil)
-            throw error
+        try await serve(request, resume: nil)
+    }
+
+    func serve(_ request: RelayRequest, resume: FirstTry?) async throws -> Response {
+        let route = request.route, start = request.start
+        if resume == nil {
+            do {
+                try await admission.acquire()
+            } catch let error as RouterError {
+                metrics.recordError(error.code ?? "queue")
+                metrics.recordRequest(route: route.metricLabel, status: Int(error.status.code), duration: .now - start, firstToken: nil)
+                throw error
+            }
         }
+        let context = resume?.context ?? makeContext(request)
         do {
-            let deadline = NIODeadline.now() + .nanoseconds(settings.requestTimeout.nanoseconds)
-            var headers = HTTPHeaders()
-            headers.add(name: "Content-Type", value: "application/json")
-            headers.add(name: "X-Request-Id", value: requestID)
-            if let authorization = request.authorization { headers.add(name: "Authorization", value: authorization) }
-            let context = RelayContext(route: route, requestID: requestID, headers: headers, deadline: deadline, finish: finish,
-                                       logger: requestLogger)
-            if settings.splitwise, !table.candidates(role: .prefill, at: .now).isEmpty, !table.candidates(role: .decode, at: .now).isEmpty {
+            if resume == nil, pdAvailable {
                 return try await servePD(body: request.body, context: context)
             }
-            return try await serveMixed(body: request.body, context: context)
+            return try await serveMixed(body: request.body, context: context, first: resume)
         } catch {
             let status = (error as? RouterError).map { Int($0.status.code) } ?? 500
             metrics.recordError((error as? RouterError)?.code ?? "internal")
-            requestLogger.warning("\(requestID): request failed: \(error)")
-            finish.finish(status: status)
+            context.logger.warning("\(context.requestID): request failed: \(error)")
+            context.finish.finish(status: status)
             throw error
         }
+    }
+
+    /// Whether a request goes to a prefill–decode pair.
+    var pdAvailable: Bool {
+        settings.splitwise && !table.candidates(role: .prefill, at: .now).isEmpty && !table.candidates(role: .decode, at: .now).isEmpty
+    }
+
+    /// What every try of an admitted request shares: its worker headers, deadline and finish.
+    func makeContext(_ request: RelayRequest) -> RelayContext {
+        let finish = RequestFinish(admission: admission, metrics: metrics, route: request.route.metricLabel, start: request.start)
+        let deadline = NIODeadline.now() + .nanoseconds(settings.requestTimeout.nanoseconds)
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "X-Request-Id", value: request.requestID)
+        if let authorization = request.authorization { headers.add(name: "Authorization", value: authorization) }
+        // The request id goes into the messages: metadata would be formatted on every request.
+        return RelayContext(route: request.route, requestID: request.requestID, headers: headers, deadline: deadline, finish: finish,
+                            logger: logger)
     }
 
     /// What every try of one request shares.
@@ -133,17 +149,35 @@ public final class Relay: Sendable {
 
     // MARK: Mixed workers
 
-    func serveMixed(body: ByteBuffer, context: RelayContext) async throws -> Response {
+    /// What the policy needs to know of a mixed request.
+    func mixedRouting(body: ByteBuffer) -> RoutingRequest {
         var routing = RoutingRequest()
         if mixedPolicy.needsPromptText, let json = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any] {
             routing.promptText = PromptText.of(json)
         }
+        return routing
+    }
+
+    /// The mixed worker the policy picks, leaving out those already tried; nil when none is left.
+    func pickMixed(for routing: RoutingRequest, excluding tried: Set<String>, at now: ContinuousClock.Instant) -> WorkerSnapshot? {
+        let candidates = table.candidates(role: .mixed, at: now).filter { !tried.contains($0.url) }
+        guard !candidates.isEmpty else { return nil }
+        return mixedPolicy.choose(among: candidates, for: routing)
+    }
+
+    /// `first`: a try the fast path made (its worker claimed), settled here as the first turn.
+    func serveMixed(body: ByteBuffer, context: RelayContext, first: FirstTry? = nil) async throws -> Response {
+        let routing = mixedRouting(body: body)
         var tried: Set<String> = []
+        var pending = first
+        if let first { tried.insert(first.worker.url) }
         return try await withRetries(noWorker: settings.splitwise ? "prefill/decode or mixed" : "mixed", context: context) { _ in
+            if let first = pending {
+                pending = nil
+                return try await settleMixed(first, body: body, context: context)
+            }
             let now = ContinuousClock.now
-            let candidates = table.candidates(role: .mixed, at: now).filter { !tried.contains($0.url) }
-            guard !candidates.isEmpty else { return .exhausted }
-            let worker = mixedPolicy.choose(among: candidates, for: routing)
+            guard let worker = pickMixed(for: routing, excluding: tried, at: now) else { return .exhausted }
             tried.insert(worker.url)
             guard table.begin(worker.url, at: now) else { return .skipped }
             context.logger.debug("\(context.requestID): to \(worker.url)")
@@ -151,17 +185,52 @@ public final class Relay: Sendable {
         }
     }
 
+    /// One try on a claimed mixed worker.
     func attemptMixed(_ worker: WorkerSnapshot, body: ByteBuffer, context: RelayContext) async throws -> Attempt {
-        let response: UpstreamResponse
+        let result: Result<UpstreamResponse, any Error>
         do {
-            response = try await upstream.post(worker.registration.endpoint, url: worker.url, path: context.route.rawValue, headers: context.headers, body: body,
-                                               deadline: context.deadline, limit: settings.maxResponseBytes)
+            result = .success(try await upstream.post(worker.registration.endpoint, url: worker.url, path: context.route.rawValue,
+                                                      headers: context.headers, body: body, deadline: context.deadline,
+                                                      limit: settings.maxResponseBytes))
         } catch {
-            table.end(worker.url, success: false, at: .now)
-            try throwIfTimedOut(error, context: context)
-            return .failed("\(worker.url): \(WorkerClient.describe(error))", failedURLs: [worker.url])
+            result = .failure(error)
         }
-        return try await relayResponse(response, from: worker.url, context: context) { _ in }
+        return try await settleMixed(result, from: worker.url, context: context)
+    }
+
+    /// The fast path's first try: a worker picked but not claimed is claimed and tried here;
+    /// a kept-alive connection the worker had closed sent nothing, so the same worker gets the
+    /// request on a fresh one (as `UpstreamClient.post` does).
+    func settleMixed(_ first: FirstTry, body: ByteBuffer, context: RelayContext) async throws -> RetryStep {
+        switch first.result {
+        case nil:
+            guard table.begin(first.worker.url, at: .now) else { return .skipped }
+            context.logger.debug("\(context.requestID): to \(first.worker.url)")
+            return .tried(try await attemptMixed(first.worker, body: body, context: context))
+        case .failure(UpstreamError.closed(beforeResponse: true))?:
+            return .tried(try await attemptMixed(first.worker, body: body, context: context))
+        case let result?:
+            return .tried(try await settleMixed(result, from: first.worker.url, context: context))
+        }
+    }
+
+    /// How a try on worker `url` ended, its claim on the worker released.
+    func settleMixed(_ result: Result<UpstreamResponse, any Error>, from url: String, context: RelayContext) async throws -> Attempt {
+        switch result {
+        case .failure(let error):
+            table.end(url, success: false, at: .now)
+            try throwIfTimedOut(error, context: context)
+            return .failed("\(url): \(WorkerClient.describe(error))", failedURLs: [url])
+        case .success(let response):
+            return try await relayResponse(response, from: url, context: context) { _ in }
+        }
+    }
+
+    /// A whole response to relay (not a retryable status): the worker's claim ends as a
+    /// success and the request is finished. Both paths answer through this.
+    func completeWhole(status: Int, from url: String, context: RelayContext) {
+        table.end(url, success: true, at: .now)
+        context.finish.finish(status: status)
     }
 
     /// A failure at or after the request's deadline is the router's 504.
@@ -187,9 +256,8 @@ public final class Relay: Sendable {
         }
         switch response.body {
         case .whole(let body):
-            table.end(url, success: true, at: .now)
             await onEnd(true)
-            context.finish.finish(status: status)
+            completeWhole(status: status, from: url, context: context)
             return .done(Response(status: .init(code: status), headers: [.contentType: response.contentType], body: .init(byteBuffer: body)))
         case .stream(let body):
             let upstream = UpstreamStream(body)

@@ -5,7 +5,8 @@ import NIOHTTPTypes
 /// Serves the relayed OpenAI routes (`POST /v1/completions`, `/v1/chat/completions`) straight
 /// from the connection's channel pipeline, in front of Hummingbird: their request parts never
 /// reach Hummingbird's per-connection async iterator, and their responses are written here on
-/// the event loop, with one Swift task per request (the relay's). Every other request passes
+/// the event loop: the common case with futures on the loop (Relay.startFast), the rest with
+/// one Swift task per request (the relay's). Every other request passes
 /// down to Hummingbird untouched (admin, registration, metrics, health).
 ///
 /// One request at a time per connection, in order: parts that arrive while a request is still
@@ -38,6 +39,8 @@ final class RelayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var inputClosedHeld = false
     private var context: ChannelHandlerContext?
     private var task: Task<Void, Never>?
+    /// Closes the worker's request of a fast-path exchange under way (Relay.startFast).
+    private var fastCancel: (() -> Void)?
     /// Counts relayed requests, so a late write of one that ended (client gone) is dropped.
     private var exchange: UInt64 = 0
 
@@ -138,6 +141,8 @@ final class RelayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // The client went away: its relay stops (the worker's request is closed).
         task?.cancel()
         task = nil
+        fastCancel?()
+        fastCancel = nil
         context.fireChannelInactive()
     }
 
@@ -214,13 +219,43 @@ final class RelayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let request = RelayRequest(route: route, body: body, requestID: requestID, authorization: head.headerFields[.authorization],
                                    start: start)
         body = ByteBuffer()
-        let relay = relay, handler = NIOLoopBound(self, eventLoop: context.eventLoop), exchange = exchange
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop), exchange = exchange
+        switch relay.startFast(request, on: context.eventLoop) {
+        case .started(let outcome, let cancel):
+            fastCancel = cancel
+            outcome.whenSuccess { outcome in handler.value.fastDone(outcome, request: request, exchange: exchange) }
+        case .taskPath(let resume):
+            startTask(request, resume: resume, handler: handler)
+        }
+    }
+
+    /// The fast path's outcome (Relay.startFast), on the loop.
+    private func fastDone(_ outcome: Relay.FastOutcome, request: RelayRequest, exchange: UInt64) {
+        fastCancel = nil
+        guard isCurrent(exchange), let context else {
+            if case .handOff(let first) = outcome { relay.abandon(first) }
+            return
+        }
+        switch outcome {
+        case .whole(let status, let contentType, let body):
+            // Head, body and end go out with one flush.
+            writeHead(status: .init(code: status), fields: [.contentType: contentType], contentLength: body.readableBytes,
+                      requestID: request.requestID, exchange: exchange)
+            _ = writeBody(body, flush: false, exchange: exchange)
+            writeEnd(exchange: exchange)
+        case .handOff(let first):
+            startTask(request, resume: first, handler: NIOLoopBound(self, eventLoop: context.eventLoop))
+        }
+    }
+
+    private func startTask(_ request: RelayRequest, resume: Relay.FirstTry?, handler: NIOLoopBound<RelayChannelHandler>) {
+        let relay = relay, exchange = exchange, requestID = request.requestID
         // Started from the event loop, the task runs on it (NIO is the concurrency executor: see
         // RouterCommand.runAsMain), as do the worker connections it uses.
         task = Task {
             let response: Response
             do {
-                response = try await relay.serve(request)
+                response = try await relay.serve(request, resume: resume)
             } catch {
                 response = (error as? RouterError ?? .internalError(error)).plainResponse
             }

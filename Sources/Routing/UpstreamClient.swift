@@ -35,9 +35,7 @@ public final class UpstreamClient: Sendable {
               limit: Int) async throws -> UpstreamResponse {
         let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? group.next()
         let key = Key(host: worker.host, port: worker.port, loop: ObjectIdentifier(loop))
-        var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path, headers: headers)
-        head.headers.replaceOrAdd(name: "Host", value: String(url.dropFirst("http://".count)))
-        head.headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
+        let head = Self.head(url: url, path: path, headers: headers, bodyLength: body.readableBytes)
         while true {
             try Task.checkCancellation()
             guard NIODeadline.now() < deadline else { throw UpstreamError.timedOut }
@@ -49,6 +47,48 @@ public final class UpstreamClient: Sendable {
             } catch UpstreamError.closed(beforeResponse: true) where reused {
                 continue
             }
+        }
+    }
+
+    static func head(url: String, path: String, headers: HTTPHeaders, bodyLength: Int) -> HTTPRequestHead {
+        var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path, headers: headers)
+        head.headers.replaceOrAdd(name: "Host", value: String(url.dropFirst("http://".count)))
+        head.headers.replaceOrAdd(name: "Content-Length", value: String(bodyLength))
+        return head
+    }
+
+    /// For the fast path (RelayFastPath), on `loop`: a kept-alive connection to `worker` on that
+    /// loop, if one is idle, and how to start an exchange on it without a task. The exchange's
+    /// future fails with `UpstreamError.closed(beforeResponse: true)` when the worker had
+    /// closed it meanwhile (nothing was sent).
+    func idleExchange(_ worker: PeerEndpoint, on loop: any EventLoop) -> IdleExchange? {
+        let key = Key(host: worker.host, port: worker.port, loop: ObjectIdentifier(loop))
+        while let connection = idle.withLock({ $0[key]?.popLast() }) {
+            if connection.channel.isActive { return IdleExchange(client: self, connection: connection, key: key) }
+        }
+        return nil
+    }
+
+    /// An idle connection checked out on its own loop: `start` it, or `putBack` it unused.
+    struct IdleExchange {
+        let client: UpstreamClient
+        let connection: UpstreamConnection
+        let key: Key
+
+        func putBack() { client.checkIn(connection, key) }
+
+        /// Sends the request; returns its response's future and how to cancel it (closing the
+        /// connection), both on the loop.
+        func start(url: String, path: String, headers: HTTPHeaders, body: ByteBuffer, deadline: NIODeadline,
+                   limit: Int) -> (response: EventLoopFuture<UpstreamResponse>, cancel: () -> Void) {
+            let (client, connection, key) = (client, connection, key)
+            let handler = connection.handler.value
+            let promise = connection.channel.eventLoop.makePromise(of: UpstreamResponse.self)
+            handler.start(head: UpstreamClient.head(url: url, path: path, headers: headers, bodyLength: body.readableBytes), body: body,
+                          deadline: deadline, limit: limit, promise: promise) { reusable in
+                if reusable { client.checkIn(connection, key) }
+            }
+            return (promise.futureResult, { handler.cancel(waitingOn: promise.futureResult) })
         }
     }
 

@@ -8,7 +8,8 @@ import Synchronization
 /// `dropsReusedConnections`: answers promise to keep the connection open ("keep-alive"), and
 /// the next request on it is dropped unanswered and unrecorded as the connection is closed
 /// (a server closing an idle kept-alive connection just as a client reuses it); connections
-/// are then served on a thread each.
+/// are then served on a thread each. `keepsConnectionsAlive`: every connection (on a thread
+/// each) is answered request after request until the client closes it, as a real worker does.
 public final class RecordingHTTPServer: Sendable {
     public struct Request: Sendable, Equatable {
         public var method: String
@@ -28,9 +29,11 @@ public final class RecordingHTTPServer: Sendable {
     private let recorded = Mutex<[Request]>([])
     private let respond: @Sendable (Request) -> (status: Int, body: String)
     private let dropsReusedConnections: Bool
+    private let keepsConnectionsAlive: Bool
+    private let stopped = Atomic<Bool>(false)
 
     /// On `port` (0: one the kernel picks). `respond` runs on the listener's thread before the answer is sent.
-    public init(port: Int = 0, dropsReusedConnections: Bool = false, respond: @escaping @Sendable (Request) -> (status: Int, body: String) = { _ in (200, #"{"status":"ok"}"#) }) throws {
+    public init(port: Int = 0, dropsReusedConnections: Bool = false, keepsConnectionsAlive: Bool = false, respond: @escaping @Sendable (Request) -> (status: Int, body: String) = { _ in (200, #"{"status":"ok"}"#) }) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
         var address = loopbackAddress(port: port)
@@ -49,14 +52,19 @@ public final class RecordingHTTPServer: Sendable {
         self.fd = fd
         self.respond = respond
         self.dropsReusedConnections = dropsReusedConnections
+        self.keepsConnectionsAlive = keepsConnectionsAlive
         self.port = Int(UInt16(bigEndian: address.sin_port))
         Thread.detachNewThread { [self] in serve() }
     }
 
     deinit { stop() }
 
-    /// Stops accepting (wakes the listener's thread, which closes the socket).
-    public func stop() { shutdown(fd, Int32(SHUT_RDWR)) }
+    /// Stops accepting (wakes the listener's thread, which closes the socket). Once only: a
+    /// second shutdown could hit another socket that got the closed descriptor's number.
+    public func stop() {
+        guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        shutdown(fd, Int32(SHUT_RDWR))
+    }
 
     /// Every request received so far, in order.
     public var requests: [Request] { recorded.withLock { $0 } }
@@ -72,7 +80,12 @@ public final class RecordingHTTPServer: Sendable {
             }
             var limit = timeval(tv_sec: 10, tv_usec: 0)
             setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-            if dropsReusedConnections {
+            if keepsConnectionsAlive {
+                Thread.detachNewThread { [self] in
+                    while answer(connection, keepAlive: true) {}
+                    close(connection)
+                }
+            } else if dropsReusedConnections {
                 Thread.detachNewThread { [self] in answerOnce(connection) }
             } else {
                 answerOnce(connection)
@@ -82,15 +95,19 @@ public final class RecordingHTTPServer: Sendable {
     }
 
     private func answerOnce(_ connection: Int32) {
-        if let request = Self.read(connection) {
-            recorded.withLock { $0.append(request) }
-            let (status, body) = respond(request)
-            let answer = "HTTP/1.1 \(status) \(status == 200 ? "OK" : "Error")\r\nContent-Type: application/json\r\n"
-                + "Content-Length: \(body.utf8.count)\r\nConnection: \(dropsReusedConnections ? "keep-alive" : "close")\r\n\r\n\(body)"
-            _ = Array(answer.utf8).withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if dropsReusedConnections { _ = Self.read(connection) }
-        }
+        if answer(connection, keepAlive: dropsReusedConnections), dropsReusedConnections { _ = Self.read(connection) }
         close(connection)
+    }
+
+    /// Reads and answers one request; false when none came.
+    private func answer(_ connection: Int32, keepAlive: Bool) -> Bool {
+        guard let request = Self.read(connection) else { return false }
+        recorded.withLock { $0.append(request) }
+        let (status, body) = respond(request)
+        let answer = "HTTP/1.1 \(status) \(status == 200 ? "OK" : "Error")\r\nContent-Type: application/json\r\n"
+            + "Content-Length: \(body.utf8.count)\r\nConnection: \(keepAlive ? "keep-alive" : "close")\r\n\r\n\(body)"
+        _ = Array(answer.utf8).withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        return true
     }
 
     /// One request: the head up to the blank line, then Content-Length bytes of body.

@@ -53,6 +53,13 @@ final class KeptAliveConnection {
         }
     }
 
+    /// Makes the closing of the connection (deinit) a reset, as a client that crashed or was
+    /// killed: the peer sees it gone at once (a plain close reads as a half-closure).
+    func resetOnClose() {
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+    }
+
     /// Closes the sending side only (half-closure): responses can still be read.
     func finishSending() { shutdown(fd, Int32(SHUT_WR)) }
 
