@@ -133,3 +133,22 @@ public func loopbackAddress(port: Int) -> sockaddr_in {
     address.sin_port = in_port_t(UInt16(port).bigEndian)
     return address
 }
+
+/// A blocking TCP socket connected to 127.0.0.1:port, whose reads and writes give up after
+/// `timeout` seconds (so no test hangs on a server that stopped answering).
+public func connectToLoopback(port: Int, timeout: Double) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw HTTPTestError(description: "socket failed") }
+    var limit = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1e6))
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+    var address = loopbackAddress(port: port)
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else {
+        close(fd)
+        throw HTTPTestError(description: "cannot connect to 127.0.0.1:\(port): \(String(cString: strerror(errno)))")
+    }
+    return fd
+}

@@ -10,18 +10,7 @@ final class KeptAliveConnection {
     private var received: [UInt8] = []
 
     init(port: Int, timeout: Int = 60) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw HTTPTestError(description: "socket failed") }
-        var limit = timeval(tv_sec: timeout, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        var address = loopbackAddress(port: port)
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            close(fd)
-            throw HTTPTestError(description: "cannot connect to 127.0.0.1:\(port): \(String(cString: strerror(errno)))")
-        }
+        fd = try connectToLoopback(port: port, timeout: Double(timeout))
     }
 
     deinit { close(fd) }
