@@ -78,12 +78,12 @@ rm -f "$out_dir"/*.json "$out_dir"/*.log "$out_dir"/*.txt
 name="${NETNS_NAME:-sf$$}"
 subnet="${SUBNET:-10.79.0}"
 redis_host="$subnet.254" redis_port=6379 redis_password=bench-scheduler-fleet
-host_a="$subnet.1" host_b="$subnet.2"
 rcli() { redis-cli -h "$redis_host" -p "$redis_port" -a "$redis_password" --no-auth-warning "$@"; }
 
 # Processes of the current deployment; Redis and the MONITOR readers apart (they outlive it).
 source scripts/bench-processes.sh  # stop_pids; $pids and stop_all for the deployment
 source scripts/two-host-lan.sh     # two_host_lan, remove_two_host_lan: hosts p ($SUBNET.1) and d ($SUBNET.2)
+host_a="$subnet.$(host_number p)" host_b="$subnet.$(host_number d)"  # A holds the prefills, B the decodes
 infra_pids=()
 cleanup() {
     stop_all
