@@ -27,10 +27,7 @@ bin=.build/release
 out_dir="${OUT_DIR:-.build/bench-serve-c1}"
 mkdir -p "$out_dir"
 
-server_pid=""
-stop_server() { [[ -z "$server_pid" ]] || { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=""; }; }
-trap stop_server EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+source scripts/bench-processes.sh  # free_port, launch, stop_all (on exit)
 
 ratios=()
 for round in $(seq "$rounds"); do
@@ -38,17 +35,16 @@ for round in $(seq "$rounds"); do
         --depth "$input_len" --batch 1 --threads "$threads" --repetitions 2 --json \
         | python3 -c 'import json, sys; print(json.load(sys.stdin)["generation_tokens_per_s"])')
     port="$(free_port)"
-    "$bin/api-server" --model "$model" --host 127.0.0.1 --port "$port" --threads "$threads" >"$out_dir/server.log" 2>&1 &
-    server_pid=$!
+    launch server "$bin/api-server" --model "$model" --host 127.0.0.1 --port "$port" --threads "$threads"
     for _ in $(seq 600); do
         curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
-        kill -0 "$server_pid" 2>/dev/null || { tail -20 "$out_dir/server.log" >&2; exit 1; }
+        kill -0 "${pids[-1]}" 2>/dev/null || { tail -20 "$out_dir/server.log" >&2; exit 1; }
         sleep 0.2
     done
     "$bin/tandem" bench serve --base-url "http://127.0.0.1:$port" --tokenizer-model "$model" \
         --random-input-len "$input_len" --random-output-len "$output_len" --ignore-eos \
         --max-concurrency 1 --num-prompts "$prompts" --save-result "$out_dir/round$round.json" >/dev/null 2>&1
-    stop_server
+    stop_all
     line=$(python3 - "$out_dir/round$round.json" "$engine" <<'PY'
 import json, sys
 r, engine = json.load(open(sys.argv[1])), float(sys.argv[2])
