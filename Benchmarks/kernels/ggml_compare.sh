@@ -8,6 +8,9 @@
 # Prints a Markdown table: the fastest round's µs per product (activation quantization included) and the
 # speed ratio tandem / ggml (> 1: tandem faster); the last column is the relative squared
 # difference of the two results (ggml quantizes K-quant activations per 256, tandem per 32).
+# By default each matrix is read from L2 round after round; with TK_COLD_MB=128 in the
+# environment the rounds rotate through copies of it that take 128 MiB, so the weights come from
+# L3 or memory as they do in a model's decode step.
 set -e
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build="${1:-$HOME/.cache/tandem/bench-kernels/llama-avx2}"

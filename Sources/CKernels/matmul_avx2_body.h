@@ -508,6 +508,7 @@ static inline AI void product(int wtype, const uint8_t *w, int64_t row_bytes, in
         int rows = i1 - i < TILE_ROWS ? (int)(i1 - i) : TILE_ROWS;
         const uint8_t *row_ptr[TILE_ROWS];
         for (int r = 0; r < TILE_ROWS; r++) row_ptr[r] = w + (i + (r < rows ? r : 0)) * row_bytes;
+        tk_prefetch_ahead(w, row_bytes, i0, i1, i, rows);
         for (int64_t b0 = 0; b0 < nb; b0 += SEG_BLOCKS) {
             int64_t nbs = nb - b0 < SEG_BLOCKS ? nb - b0 : SEG_BLOCKS;
             if (!fused)

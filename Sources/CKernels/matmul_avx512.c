@@ -279,6 +279,7 @@ static void staged_product(tk_stage_fn stage, const uint8_t *w, int64_t row_byte
     tk_stage st;
     for (int64_t i = i0; i < i1; i += TILE_ROWS) {
         int rows = i1 - i < TILE_ROWS ? (int)(i1 - i) : TILE_ROWS;
+        tk_prefetch_ahead(w, row_bytes, i0, i1, i, rows);
         for (int64_t b0 = 0; b0 < nb; b0 += SEG_BLOCKS) {
             int64_t nbs = nb - b0 < SEG_BLOCKS ? nb - b0 : SEG_BLOCKS, npairs = (nbs + 1) / 2;
             for (int r = 0; r < TILE_ROWS; r++) {
@@ -402,6 +403,7 @@ static inline __attribute__((always_inline)) void fused_rows(int wtype, const ui
     for (int64_t i = i0; i < i1; i++) {
         const uint8_t *row = w + i * row_bytes;
         float total[TILE_COLS];
+        tk_prefetch_ahead(w, row_bytes, i0, i1, i, 1);
         for (int64_t b0 = 0; b0 < nb; b0 += SEG_BLOCKS) {
             int64_t nbs = nb - b0 < SEG_BLOCKS ? nb - b0 : SEG_BLOCKS, npairs = (nbs + 1) / 2;
             __m512 acc[TILE_COLS], off[TILE_COLS];

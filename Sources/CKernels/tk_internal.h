@@ -103,6 +103,21 @@ void tk_pool_share(struct tk_pool *pool, void (*fn)(void *ctx, int ith, int nth)
 struct tk_backend;
 const struct tk_backend **tk_pool_backend_slot(struct tk_pool *pool);
 
+// Decode streams every weight matrix once from L3 or memory, and the hardware prefetchers alone
+// leave a single core waiting on most lines (a 576 x 576 Q4_1 product, AVX2, one activation
+// row: 45 µs with the weights in L3, 20 µs in L2). So the kernels ask for the lines
+// TK_PREFETCH_BYTES ahead of the rows they are about to read. Weight rows are contiguous.
+#define TK_PREFETCH_BYTES 4096
+
+// Called before reading weight rows [i, i + n) of a task over rows [i0, i1): prefetches the
+// lines TK_PREFETCH_BYTES past those rows, and at the task's first rows also everything up to
+// there; never past row i1.
+static inline void tk_prefetch_ahead(const uint8_t *w, int64_t row_bytes, int64_t i0, int64_t i1, int64_t i, int64_t n) {
+    const uint8_t *from = w + i * row_bytes + (i == i0 ? 0 : TK_PREFETCH_BYTES);
+    const uint8_t *to = w + (i + n) * row_bytes + TK_PREFETCH_BYTES, *end = w + i1 * row_bytes;
+    for (to = to < end ? to : end; from < to; from += 64) __builtin_prefetch(from, 0, 3);
+}
+
 static inline uint16_t tk_read_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static inline float tk_read_f16(const uint8_t *p) { return tk_fp16_to_fp32(tk_read_u16(p)); }
 
