@@ -19,6 +19,7 @@
 
 #define TILE_ROWS 4    // weight rows per tile (micro-kernel height)
 #define TILE_COLS 4    // activation rows per micro-kernel call
+#define FUSED_COLS 8   // activation rows per pass of the fused kernels over the weights
 #define SEG_BLOCKS 64  // blocks of 32 per staged segment; a multiple of 8 (K-quant super-blocks)
 
 // One tile's staged weights. For weight element e of block t of row r:
@@ -369,7 +370,7 @@ static inline __attribute__((always_inline)) __m512i fused_pair(int wtype, const
     }
 }
 
-// One pair of blocks (starting at block b) for up to TILE_COLS activation rows: products into
+// One pair of blocks (starting at block b) for up to FUSED_COLS activation rows: products into
 // acc; returns the pair's offsets [o0, o0, o1, o1] (one per half block, as tk_stage's c).
 static inline __attribute__((always_inline)) __m128 fused_step(int wtype, const uint8_t *pair, int pad, int64_t b,
                                                                const tk_act_q8 *x, int64_t j0, int rn, __m512 *acc) {
@@ -402,11 +403,11 @@ static inline __attribute__((always_inline)) void fused_rows(int wtype, const ui
     uint8_t padded[2 * TK_Q8_0_BYTES]; // the odd last block, then a zero block
     for (int64_t i = i0; i < i1; i++) {
         const uint8_t *row = w + i * row_bytes;
-        float total[TILE_COLS];
+        float total[FUSED_COLS];
         tk_prefetch_ahead(w, row_bytes, i0, i1, i, 1);
         for (int64_t b0 = 0; b0 < nb; b0 += SEG_BLOCKS) {
             int64_t nbs = nb - b0 < SEG_BLOCKS ? nb - b0 : SEG_BLOCKS, npairs = (nbs + 1) / 2;
-            __m512 acc[TILE_COLS], off[TILE_COLS];
+            __m512 acc[FUSED_COLS], off[FUSED_COLS];
             for (int col = 0; col < rn; col++) acc[col] = off[col] = _mm512_setzero_ps();
             for (int64_t p0 = 0; p0 < npairs; p0 += 4) {
                 int in_group = npairs - p0 < 4 ? (int)(npairs - p0) : 4;
@@ -447,8 +448,12 @@ static inline __attribute__((always_inline)) void fused_rows(int wtype, const ui
     static void fused_##type(const uint8_t *w, int64_t row_bytes, int64_t i0, int64_t i1, int64_t k, \
                              const tk_act_q8 *x, int64_t j0, int64_t j1, float *y, int64_t ldy) {   \
         int64_t j = j0;                                                                            \
-        for (; j + 4 <= j1; j += 4) fused_rows(TYPE, w, row_bytes, i0, i1, k, x, j, 4, y, ldy);    \
+        for (; j + 8 <= j1; j += 8) fused_rows(TYPE, w, row_bytes, i0, i1, k, x, j, 8, y, ldy);    \
         switch (j1 - j) {                                                                          \
+        case 7: fused_rows(TYPE, w, row_bytes, i0, i1, k, x, j, 7, y, ldy); break;                 \
+        case 6: fused_rows(TYPE, w, row_bytes, i0, i1, k, x, j, 6, y, ldy); break;                 \
+        case 5: fused_rows(TYPE, w, row_bytes, i0, i1, k, x, j, 5, y, ldy); break;                 \
+        case 4: fused_rows(TYPE, w, row_bytes, i0, i1, k, x, j, 4, y, ldy); break;                 \
         case 3: fused_rows(TYPE, w, row_bytes, i0, i1, k, x, j, 3, y, ldy); break;                 \
         case 2: fused_rows(TYPE, w, row_bytes, i0, i1, k, x, j, 2, y, ldy); break;                 \
         case 1: fused_rows(TYPE, w, row_bytes, i0, i1, k, x, j, 1, y, ldy); break;                 \
