@@ -51,7 +51,7 @@ public struct APIServer: AsyncParsableCommand {
     var maxNumSeqs = 64
 
     @Option(help: "Most tokens (prefill chunks and decode steps) in one forward step.")
-    var maxNumBatchedTokens = 2048
+    var maxNumBatchedTokens = ServingConfiguration().maxNumBatchedTokens
 
     @Option(help: "Tokens per KV cache block.")
     var blockSize = 16

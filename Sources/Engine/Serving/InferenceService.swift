@@ -170,7 +170,10 @@ public struct ServingConfiguration: Sendable, Equatable {
     /// `--max-num-seqs`: most requests in the running batch.
     public var maxNumSeqs = 64
     /// `--max-num-batched-tokens`: most tokens (prefill chunks + decode steps) in one forward step.
-    public var maxNumBatchedTokens = 2048
+    /// 512, not a GPU server's 2048: on a CPU a step of 2048 prefill tokens holds every running
+    /// sequence for seconds, and 512-token chunks measured better output tokens/s, TTFT and p99
+    /// TPOT at once (BENCHMARKS.md, "Serving").
+    public var maxNumBatchedTokens = 512
     /// `--max-model-len`: prompt + output limit; nil means the model's context length.
     public var maxModelLength: Int?
     /// Most requests waiting for admission before `submit` refuses with `queueFull`.
