@@ -29,6 +29,9 @@ public struct APIServer: AsyncParsableCommand {
         abstract: "Serve a GGUF model over the OpenAI API (completions, chat completions) with continuous batching.",
         discussion: "Exit status 78 means a configuration error (flags, model file, a port in use): a supervisor should not restart it.")
 
+    /// The serving flags' defaults are ServingConfiguration's, so the two cannot drift apart.
+    private static let servingDefaults = ServingConfiguration()
+
     @Option(help: "The GGUF model file. Default: the default model (SmolLM2-135M-Instruct Q4_1) in the Tandem cache.")
     var model: String?
 
@@ -48,13 +51,13 @@ public struct APIServer: AsyncParsableCommand {
     var maxModelLen: Int?
 
     @Option(help: "Most requests in the running batch.")
-    var maxNumSeqs = 64
+    var maxNumSeqs = Self.servingDefaults.maxNumSeqs
 
     @Option(help: "Most tokens (prefill chunks and decode steps) in one forward step.")
-    var maxNumBatchedTokens = ServingConfiguration().maxNumBatchedTokens
+    var maxNumBatchedTokens = Self.servingDefaults.maxNumBatchedTokens
 
     @Option(help: "Tokens per KV cache block.")
-    var blockSize = 16
+    var blockSize = Self.servingDefaults.blockSize
 
     @Option(help: "KV cache pool size in blocks (wins over --kv-cache-memory).")
     var numGpuBlocksOverride: Int?
@@ -79,10 +82,10 @@ public struct APIServer: AsyncParsableCommand {
     var apiKey: String?
 
     @Flag(inversion: .prefixedNo, help: "Share KV blocks of identical prompt prefixes between requests.")
-    var enablePrefixCaching = true
+    var enablePrefixCaching = Self.servingDefaults.enablePrefixCaching
 
     @Option(help: "Most requests waiting for a place in the batch; more are refused with 429.")
-    var maxWaitingRequests = 1024
+    var maxWaitingRequests = Self.servingDefaults.maxWaitingRequests
 
     @Option(help: "Largest request body in bytes; larger ones are refused with 413.")
     var maxBodyBytes = 8 << 20
