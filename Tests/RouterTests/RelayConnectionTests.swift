@@ -112,18 +112,29 @@ import TestSupport
         try client.post("/v1/completions", body: Data(body.utf8), headers: id.map { ["X-Request-Id": $0] } ?? [:])
     }
 
-    /// Holds the only slot of `router` with a request the worker does not answer yet, runs
-    /// `check`, then lets the worker answer and checks the held request succeeded.
-    static func withSlotHeld(_ router: RouterProcess, _ worker: HeldWorker, _ check: () throws -> Void) throws {
+    /// A router with one admission slot (plus `arguments`) in front of a worker that holds its
+    /// answers: while a first request holds the slot, a second one, with id `id`, gets the
+    /// router's `status` with error code `code` and its id; then the worker answers and the held
+    /// request succeeds.
+    static func expectRefusedWhileSlotHeld(_ arguments: [String], id: String, status: Int, code: String,
+                                           sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let worker = try HeldWorker()
+        let router = try RouterProcess(["--worker-urls", worker.url, "--health-check-interval", "3600", "--max-concurrent-requests", "1"]
+            + arguments)
+        defer { router.stop() }
+        try router.waitForHealthyWorkers(1)
         let held = Mutex<HTTPTestResponse?>(nil)
         let client = router.client
         let holder = Thread { held.withLock { $0 = try? post(client, id: "holder") } }
         holder.start()
         try router.waitUntil("the worker has the first request") { worker.server.requests(to: "/v1/completions").count == 1 }
-        try check()
+        let refused = try post(router, id: id)
+        #expect(refused.status == status, sourceLocation: sourceLocation)
+        #expect(refused.headers["x-request-id"] == id, sourceLocation: sourceLocation)
+        #expect(refused.text.contains(#""code":"\#(code)""#), sourceLocation: sourceLocation)
         worker.release()
         try router.waitUntil("the first request is answered") { held.withLock { $0 } != nil }
-        #expect(held.withLock { $0?.status } == 200)
+        #expect(held.withLock { $0?.status } == 200, sourceLocation: sourceLocation)
     }
 
     @Test func theRoutersOwnAnswersCarryTheRequestID() throws {
@@ -163,29 +174,8 @@ import TestSupport
         slow.release()
 
         // 429: the only slot is taken and nobody may wait.
-        let busy = try HeldWorker()
-        let full = try RouterProcess(["--worker-urls", busy.url, "--health-check-interval", "3600", "--max-concurrent-requests", "1",
-                                      "--queue-size", "0"])
-        defer { full.stop() }
-        try full.waitForHealthyWorkers(1)
-        try Self.withSlotHeld(full, busy) {
-            let refused = try Self.post(full, id: "err-429")
-            #expect(refused.status == 429)
-            #expect(refused.headers["x-request-id"] == "err-429")
-            #expect(refused.text.contains(#""code":"queue_full""#))
-        }
-
+        try Self.expectRefusedWhileSlotHeld(["--queue-size", "0"], id: "err-429", status: 429, code: "queue_full")
         // 408: the only slot is taken and the wait runs out.
-        let held = try HeldWorker()
-        let queued = try RouterProcess(["--worker-urls", held.url, "--health-check-interval", "3600", "--max-concurrent-requests", "1",
-                                        "--queue-size", "1", "--queue-timeout", "0.2"])
-        defer { queued.stop() }
-        try queued.waitForHealthyWorkers(1)
-        try Self.withSlotHeld(queued, held) {
-            let waited = try Self.post(queued, id: "err-408")
-            #expect(waited.status == 408)
-            #expect(waited.headers["x-request-id"] == "err-408")
-            #expect(waited.text.contains(#""code":"queue_timeout""#))
-        }
+        try Self.expectRefusedWhileSlotHeld(["--queue-size", "1", "--queue-timeout", "0.2"], id: "err-408", status: 408, code: "queue_timeout")
     }
 }
