@@ -75,7 +75,9 @@ int main(int argc, char **argv) {
         return 2;
     }
     double *tt = malloc(sizeof(double) * (size_t)rounds), *tg = malloc(sizeof(double) * (size_t)rounds);
-    int reps = (int)(2e6 / (double)(n * k)) + 1 + (copies > 1 ? 8 : 0); // well under a scheduler time slice per round
+    // Well under a scheduler time slice per round; with copies, 8 products more, so that the
+    // fastest round still averages several reads from L3 rather than one or two.
+    int reps = (int)(2e6 / (double)(n * k)) + 1 + (copies > 1 ? 8 : 0);
     for (int r = 0; r < rounds; r++) {
         double t0 = now_s();
         for (int i = 0; i < reps; i++) {
